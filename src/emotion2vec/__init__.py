@@ -1,0 +1,31 @@
+"""emotion2vec: universal speech emotion representations.
+
+Load a published model exactly, extract features, predict emotions::
+
+    import emotion2vec
+    model = emotion2vec.load_model("emotion2vec_plus_large")
+    model.predict("speech.wav")          # Prediction(label='happy', score=0.93, scores={...})
+    model.extract("speech.wav")          # (1024,) utterance embedding
+"""
+
+from .checkpoints import load_model
+from .config import EMOTION_LABELS, ModelConfig, preset
+from .errors import AudioError, CheckpointError, ConfigError, DataError, Emotion2vecError
+from .inference import Prediction
+from .model import Emotion2vecModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EMOTION_LABELS",
+    "AudioError",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "Emotion2vecError",
+    "Emotion2vecModel",
+    "ModelConfig",
+    "Prediction",
+    "load_model",
+    "preset",
+]

@@ -1,0 +1,421 @@
+"""The official checkpoint layouts.
+
+* fairseq format (``emotion2vec_base.pt``): ``{"cfg": ..., "model": state_dict, ...}``, keys without
+  prefix, pre-training decoder present, no head.
+* FunASR format (``emotion2vec_plus_*`` folders): ``model.pt`` whose ``model`` dict has the backbone
+  under ``d2v_model.`` and the 9-class head as ``proj.*``; ``config.yaml``; ``tokens.txt``.
+
+Configs are read from the checkpoint's own config (fairseq ``cfg.model`` or FunASR
+``config.yaml: model_conf``) when present, otherwise inferred from tensor shapes.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ..config import (
+    EMOTION_LABELS,
+    OFFICIAL_CONV_LAYERS,
+    DecoderConfig,
+    EncoderConfig,
+    ModelConfig,
+)
+from ..errors import CheckpointError
+from ..model import Emotion2vecModel
+from .keymap import (
+    AUDIO,
+    official_tensor_to_ours,
+    official_to_ours,
+    ours_tensor_to_official,
+    ours_to_official,
+)
+from .safe_load import load_pt, load_state_strict
+
+PLUS_PREFIX = "d2v_model."
+
+#: The ``tokens.txt`` of the published plus models, in head output order.
+OFFICIAL_TOKENS = (
+    "生气/angry",
+    "厌恶/disgusted",
+    "恐惧/fearful",
+    "开心/happy",
+    "中立/neutral",
+    "其他/other",
+    "难过/sad",
+    "吃惊/surprised",
+    "<unk>",
+)
+
+#: What the tokens.txt entries of the plus models are called in our outputs.
+_TOKEN_NAMES = {"<unk>": "unknown"}
+
+
+def unwrap_state_dict(ckpt: Mapping[str, Any], source: str) -> dict[str, torch.Tensor]:
+    """The tensor dict inside a checkpoint (under ``model``, ``state_dict`` or ``model_state_dict``,
+    or the top level itself)."""
+    for key in ("model", "state_dict", "model_state_dict"):
+        inner = ckpt.get(key)
+        if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+            return {k: v for k, v in inner.items()}
+    if any(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return {k: v for k, v in ckpt.items() if isinstance(v, torch.Tensor)}
+    raise CheckpointError(
+        f"{source}: no state dict found (looked under 'model', 'state_dict', top level)"
+    )
+
+
+def strip_plus_prefix(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove the FunASR ``d2v_model.`` prefix of backbone keys (head keys have none)."""
+    return {
+        (k[len(PLUS_PREFIX) :] if k.startswith(PLUS_PREFIX) else k): v for k, v in state.items()
+    }
+
+
+def parse_conv_spec(spec: Any) -> tuple[tuple[int, int, int], ...]:
+    """Parse fairseq's ``feature_encoder_spec`` (a Python-expression string such as
+    ``"[(512, 10, 5)] + [(512, 3, 2)] * 4"``) without ``eval``: only list/tuple literals, ``+``
+    and ``*`` by an integer are accepted."""
+    if not isinstance(spec, str):
+        return tuple(tuple(int(v) for v in layer) for layer in spec)
+
+    def ev(node: ast.AST):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            return ev(node.left) + ev(node.right)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            left, right = ev(node.left), ev(node.right)
+            return left * right
+        if isinstance(node, (ast.List, ast.Tuple, ast.Constant)):
+            return ast.literal_eval(node)
+        raise CheckpointError(f"unsupported expression in feature_encoder_spec: {ast.dump(node)}")
+
+    try:
+        value = ev(ast.parse(spec, mode="eval"))
+    except SyntaxError as exc:
+        raise CheckpointError(f"cannot parse feature_encoder_spec {spec!r}: {exc}") from None
+    return tuple(tuple(int(v) for v in layer) for layer in value)
+
+
+def _count(state: Mapping[str, torch.Tensor], pattern: str) -> int:
+    regex = re.compile(pattern)
+    found = {int(m.group(1)) for k in state if (m := regex.match(k))}
+    return max(found) + 1 if found else 0
+
+
+def config_from_official(
+    state: Mapping[str, torch.Tensor],
+    model_cfg: Mapping[str, Any] | None = None,
+    *,
+    normalize: bool | None = None,
+    labels: tuple[str, ...] | None = None,
+) -> ModelConfig:
+    """A ModelConfig for an official state dict (prefix stripped).
+
+    ``model_cfg`` is fairseq's ``cfg["model"]`` or FunASR's ``model_conf``: its values take
+    precedence; whatever it lacks is inferred from tensor shapes, and what shapes cannot tell
+    (conv strides, dropouts) takes the published defaults.
+    """
+    m = dict(model_cfg or {})
+    audio = dict((m.get("modalities") or {}).get("audio") or {})
+    dec_cfg = dict(audio.get("decoder") or {})
+    try:
+        extra = state[AUDIO + "extra_tokens"]
+        alibi = state[AUDIO + "alibi_scale"]
+        pos_w = state[AUDIO + "relative_positional_encoder.1.0.weight"]
+    except KeyError as exc:
+        raise CheckpointError(
+            f"not an emotion2vec / data2vec 2.0 audio state dict: no {exc.args[0]}"
+        ) from None
+    embed_dim = int(m.get("embed_dim", extra.shape[-1]))
+    fc1 = state.get("blocks.0.mlp.fc1.weight")
+
+    # conv stack: channels and kernels from shapes, strides from the config or the official spec
+    n_conv = _count(state, re.escape(AUDIO) + r"local_encoder\.conv_layers\.(\d+)\.0\.weight")
+    if "feature_encoder_spec" in audio:
+        conv_layers = parse_conv_spec(audio["feature_encoder_spec"])
+    else:
+        conv_layers = []
+        for i in range(n_conv):
+            w = state[AUDIO + f"local_encoder.conv_layers.{i}.0.weight"]
+            stride = OFFICIAL_CONV_LAYERS[i][2] if i < len(OFFICIAL_CONV_LAYERS) else 2
+            conv_layers.append((int(w.shape[0]), int(w.shape[2]), stride))
+        conv_layers = tuple(conv_layers)
+
+    pos_layers = (
+        _count(state, re.escape(AUDIO) + r"relative_positional_encoder\.(\d+)\.0\.weight") - 1
+    )
+    if "conv_pos_width" in audio and "conv_pos_depth" in audio:
+        pos_depth = int(audio["conv_pos_depth"])
+        pos_kernel = max(3, int(audio["conv_pos_width"]) // pos_depth)
+    else:
+        pos_depth, pos_kernel = pos_layers, int(pos_w.shape[2])
+    encoder = EncoderConfig(
+        conv_layers=conv_layers,
+        embed_dim=embed_dim,
+        num_heads=int(m.get("num_heads", alibi.numel())),
+        mlp_ratio=float(m.get("mlp_ratio", fc1.shape[0] / embed_dim if fc1 is not None else 4.0)),
+        context_depth=int(
+            audio.get(
+                "prenet_depth",
+                _count(state, re.escape(AUDIO) + r"context_encoder\.blocks\.(\d+)\."),
+            )
+        ),
+        depth=int(m.get("depth", _count(state, r"blocks\.(\d+)\."))),
+        norm_eps=float(m.get("norm_eps", 1e-5)),
+        pos_conv_kernel=pos_kernel,
+        pos_conv_layers=pos_depth,
+        pos_conv_groups=int(audio.get("conv_pos_groups", embed_dim // pos_w.shape[1])),
+        num_extra_tokens=int(audio.get("num_extra_tokens", extra.shape[-2])),
+        dropout=float(m.get("encoder_dropout", 0.1)),
+        attention_dropout=float(m.get("attention_dropout", 0.1)),
+        activation_dropout=float(m.get("activation_dropout", 0.0)),
+        post_mlp_dropout=float(m.get("post_mlp_drop", 0.1)),
+        context_dropout=float(audio.get("prenet_dropout", 0.1)),
+        layerdrop=float(m.get("layerdrop", 0.05)),
+        context_layerdrop=float(audio.get("prenet_layerdrop", 0.05)),
+    )
+
+    decoder = None
+    dec_w = state.get(AUDIO + "decoder.blocks.0.0.weight")
+    if dec_w is not None:
+        decoder = DecoderConfig(
+            dim=int(dec_cfg.get("decoder_dim", dec_w.shape[0])),
+            kernel=int(dec_cfg.get("decoder_kernel", dec_w.shape[2])),
+            layers=int(
+                dec_cfg.get(
+                    "decoder_layers", _count(state, re.escape(AUDIO) + r"decoder\.blocks\.(\d+)\.")
+                )
+            ),
+            groups=int(dec_cfg.get("decoder_groups", embed_dim // dec_w.shape[1])),
+            input_dropout=float(dec_cfg.get("input_dropout", 0.1)),
+        )
+
+    head = state.get("proj.weight")
+    if head is None:
+        labels = ()
+    elif labels is None:
+        n = int(head.shape[0])
+        labels = (
+            EMOTION_LABELS if n == len(EMOTION_LABELS) else tuple(f"class_{i}" for i in range(n))
+        )
+    config = ModelConfig(
+        encoder=encoder,
+        decoder=decoder,
+        labels=tuple(labels),
+        normalize_waveform=True if normalize is None else bool(normalize),
+    )
+    config.validate()
+    return config
+
+
+def read_tokens(path: Path) -> tuple[str, ...]:
+    """Labels from a FunASR ``tokens.txt`` (``生气/angry`` -> ``angry``, ``<unk>`` -> ``unknown``)."""
+    labels = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        token = line.strip()
+        if not token:
+            continue
+        name = token.split("/")[-1]
+        labels.append(_TOKEN_NAMES.get(name, name))
+    return tuple(labels)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"{path}: invalid YAML ({exc})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def find_official_file(folder: Path) -> Path | None:
+    """The checkpoint inside a downloaded official model folder."""
+    meta = folder / "configuration.json"
+    if meta.is_file():
+        import json
+
+        try:
+            init = json.loads(meta.read_text(encoding="utf-8"))["file_path_metas"]["init_param"]
+            if (folder / init).is_file():
+                return folder / init
+        except (KeyError, TypeError, ValueError):
+            pass
+    for name in ("model.pt", "emotion2vec_base.pt"):
+        if (folder / name).is_file():
+            return folder / name
+    pts = sorted(folder.glob("*.pt"))
+    return pts[0] if len(pts) == 1 else None
+
+
+def load_official(path: str | Path) -> Emotion2vecModel:
+    """Load an official checkpoint file or model folder strictly into our model (CPU, eval mode)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    ckpt_path = find_official_file(path) if path.is_dir() else path
+    if ckpt_path is None:
+        raise CheckpointError(f"{path}: no checkpoint (.pt) found in this folder")
+    ckpt = load_pt(ckpt_path)
+    raw = unwrap_state_dict(ckpt, str(ckpt_path))
+    state = strip_plus_prefix(raw)
+    prefixed = any(k.startswith(PLUS_PREFIX) for k in raw)
+
+    model_cfg: dict[str, Any] | None = None
+    normalize: bool | None = None
+    cfg = ckpt.get("cfg")
+    if isinstance(cfg, Mapping):
+        model_cfg = cfg.get("model") if isinstance(cfg.get("model"), Mapping) else None
+        task = cfg.get("task")
+        if isinstance(task, Mapping) and "normalize" in task:
+            normalize = bool(task["normalize"])
+    yaml_path = folder / "config.yaml"
+    if yaml_path.is_file():
+        conf = _read_yaml(yaml_path)
+        if model_cfg is None and isinstance(conf.get("model_conf"), Mapping):
+            model_cfg = conf["model_conf"]
+        if normalize is None and isinstance(conf.get("model_conf"), Mapping):
+            if "normalize" in conf["model_conf"]:
+                normalize = bool(conf["model_conf"]["normalize"])
+    labels = None
+    tokens = folder / "tokens.txt"
+    if "proj.weight" in state and tokens.is_file():
+        labels = read_tokens(tokens)
+
+    config = config_from_official(state, model_cfg, normalize=normalize, labels=labels)
+    model = Emotion2vecModel(config)
+
+    ours: dict[str, torch.Tensor] = {}
+    original_name: dict[str, str] = {}
+    unknown: list[str] = []
+    for key, tensor in state.items():
+        our_key = official_to_ours(key)
+        if our_key is None:
+            unknown.append(key)
+            continue
+        ours[our_key] = official_tensor_to_ours(our_key, tensor)
+        original_name[our_key] = (
+            (PLUS_PREFIX + key) if prefixed and not key.startswith("proj.") else key
+        )
+    if unknown:
+        raise CheckpointError(
+            f"{ckpt_path}: checkpoint does not match the model\n"
+            f"  unexpected keys ({len(unknown)}): " + ", ".join(unknown)
+        )
+
+    def name_of(k: str) -> str:
+        if k in original_name:
+            return original_name[k]
+        official = ours_to_official(k) or k
+        return (
+            (PLUS_PREFIX + official) if prefixed and not official.startswith("proj.") else official
+        )
+
+    load_state_strict(model, ours, source=str(ckpt_path), name_of=name_of)
+    return model.eval()
+
+
+def to_official_state(model: Emotion2vecModel, *, plus_layout: bool) -> dict[str, torch.Tensor]:
+    """Our weights in the official key layout (``plus_layout``: ``d2v_model.`` prefix, no decoder)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in model.state_dict().items():
+        official = ours_to_official(key)
+        if official is None:
+            raise CheckpointError(f"no official name for parameter {key}")
+        if plus_layout and official.startswith(AUDIO + "decoder."):
+            continue
+        if plus_layout and not official.startswith("proj."):
+            official = PLUS_PREFIX + official
+        out[official] = ours_tensor_to_official(key, tensor.detach().clone())
+    return out
+
+
+def official_model_cfg(config: ModelConfig) -> dict[str, Any]:
+    """The fairseq/FunASR-style model config dict describing ``config``."""
+    e = config.encoder
+    spec = "[" + ", ".join(f"({c}, {k}, {s})" for c, k, s in e.conv_layers) + "]"
+    audio: dict[str, Any] = {
+        "feature_encoder_spec": spec,
+        "prenet_depth": e.context_depth,
+        "conv_pos_width": e.pos_conv_kernel * e.pos_conv_layers,
+        "conv_pos_depth": e.pos_conv_layers,
+        "conv_pos_groups": e.pos_conv_groups,
+        "num_extra_tokens": e.num_extra_tokens,
+        "prenet_dropout": e.context_dropout,
+        "prenet_layerdrop": e.context_layerdrop,
+        "use_alibi_encoder": True,
+        "learned_alibi_scale": True,
+        "learned_alibi_scale_per_head": True,
+    }
+    if config.decoder is not None:
+        d = config.decoder
+        audio["decoder"] = {
+            "decoder_dim": d.dim,
+            "decoder_kernel": d.kernel,
+            "decoder_layers": d.layers,
+            "decoder_groups": d.groups,
+            "input_dropout": d.input_dropout,
+            "decoder_residual": True,
+            "projection_layers": 1,
+        }
+    return {
+        "_name": "data2vec_multi",
+        "embed_dim": e.embed_dim,
+        "num_heads": e.num_heads,
+        "mlp_ratio": e.mlp_ratio,
+        "depth": e.depth,
+        "norm_eps": e.norm_eps,
+        "encoder_dropout": e.dropout,
+        "attention_dropout": e.attention_dropout,
+        "activation_dropout": e.activation_dropout,
+        "post_mlp_drop": e.post_mlp_dropout,
+        "layerdrop": e.layerdrop,
+        "layer_norm_first": False,
+        "modalities": {"audio": audio},
+    }
+
+
+def save_fairseq_checkpoint(model: Emotion2vecModel, path: str | Path) -> None:
+    """Write ``model`` as an emotion2vec_base-style fairseq checkpoint (used to build test files)."""
+    ckpt = {
+        "cfg": {
+            "model": official_model_cfg(model.config),
+            "task": {
+                "_name": "emotion2vec_pretraining",
+                "normalize": model.config.normalize_waveform,
+            },
+        },
+        "model": to_official_state(model, plus_layout=False),
+    }
+    torch.save(ckpt, path)
+
+
+def save_plus_folder(model: Emotion2vecModel, folder: str | Path) -> None:
+    """Write ``model`` as a FunASR emotion2vec_plus folder: model.pt, config.yaml, tokens.txt."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": to_official_state(model, plus_layout=True)}, folder / "model.pt")
+    model_conf = {**official_model_cfg(model.config), "normalize": model.config.normalize_waveform}
+    # FunASR builds no decoder from ``decoder: null`` (the plus files carry none), needs
+    # ``tokenizer_conf`` to exist, and maps the ``d2v_model.`` prefix away through ``scope_map``.
+    model_conf["modalities"]["audio"]["decoder"] = None
+    conf = {
+        "model": "Emotion2vec",
+        "model_conf": model_conf,
+        "tokenizer": "CharTokenizer",
+        "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
+        "scope_map": [PLUS_PREFIX, "none"],
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False), encoding="utf-8")
+    if model.labels:
+        if tuple(model.labels) == EMOTION_LABELS:
+            lines = list(OFFICIAL_TOKENS)
+        else:
+            lines = ["<unk>" if label == "unknown" else label for label in model.labels]
+        (folder / "tokens.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,66 @@
+"""Model-independent evaluation building blocks: manifests, corpus preparers, protocol folds
+and metrics. Probes, tasks and reports build on these."""
+
+from emotion2vec.evaluate.folds import (
+    Fold,
+    check_folds,
+    leave_one_session_out,
+    leave_one_speaker_out,
+    load_folds,
+    predefined_folds,
+    predefined_split,
+    save_folds,
+    speaker_kfold,
+)
+from emotion2vec.evaluate.manifest import LabeledItem, read_manifest, relabel, write_manifest
+from emotion2vec.evaluate.metrics import (
+    accuracy,
+    aggregate_folds,
+    binary_from_sign,
+    ccc,
+    classification_metrics,
+    confusion_matrix,
+    f1_per_class,
+    macro_f1,
+    mae,
+    mean_std,
+    pearson_r,
+    per_class_recall,
+    regression_metrics,
+    unweighted_accuracy,
+    weighted_f1,
+)
+from emotion2vec.evaluate.preparers import PREPARERS, prepare
+
+__all__ = [
+    "PREPARERS",
+    "Fold",
+    "LabeledItem",
+    "accuracy",
+    "aggregate_folds",
+    "binary_from_sign",
+    "ccc",
+    "check_folds",
+    "classification_metrics",
+    "confusion_matrix",
+    "f1_per_class",
+    "leave_one_session_out",
+    "leave_one_speaker_out",
+    "load_folds",
+    "macro_f1",
+    "mae",
+    "mean_std",
+    "pearson_r",
+    "per_class_recall",
+    "predefined_folds",
+    "predefined_split",
+    "prepare",
+    "read_manifest",
+    "regression_metrics",
+    "relabel",
+    "save_folds",
+    "speaker_kfold",
+    "unweighted_accuracy",
+    "weighted_f1",
+    "write_manifest",
+]

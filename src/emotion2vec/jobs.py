@@ -1,0 +1,739 @@
+"""Batch jobs over many files: feature extraction and emotion prediction.
+
+What a job guarantees:
+
+* decoding runs in background threads, ahead of the model, so compute does not wait on I/O;
+* files are batched by length under a budget of audio seconds, and padding changes nothing
+  (see :mod:`emotion2vec.inference`);
+* long recordings are optionally cut into overlapping windows (``window_seconds`` /
+  ``hop_seconds``); frame features are stitched back at frame precision;
+* a bad input is reported with its path and reason and never stops the others;
+* every output file is written atomically, and a re-run skips inputs whose output exists, so an
+  interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .audio import SAMPLE_RATE, audio_info, load_audio
+from .errors import AudioError, DataError, Emotion2vecError
+from .inference import Prediction, encode, layer_indices, scores_from_logits
+from .model import Emotion2vecModel
+from .sources import AudioSource
+
+# --------------------------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Failure:
+    """An input that could not be processed."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class JobSummary:
+    """What a job did."""
+
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no input failed."""
+        return not self.failures
+
+    def describe(self) -> str:
+        """One human-readable paragraph."""
+        speed = self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        lines = [
+            f"{self.done} done, {self.skipped} skipped (output exists), {len(self.failures)} failed "
+            f"of {self.total} inputs; {self.audio_seconds / 3600:.3f} h of audio in "
+            f"{self.wall_seconds:.1f} s ({speed:.1f}x real time)"
+        ]
+        for failure in self.failures:
+            lines.append(f"  FAILED {failure.path}: {failure.reason}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through a temporary file in the same folder and rename it into place, so
+    readers (and a resumed run) never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Atomically write one ``.npy`` file."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomically write a text file."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------------------------
+# Windows
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a recording: samples [start, end) and the global frames it contributes."""
+
+    start: int
+    end: int
+    first_frame: int
+    """Global index of this window's frame 0 (= start / frame stride)."""
+    keep: tuple[int, int]
+    """Global frames [a, b) taken from this window when stitching."""
+
+
+def plan_windows(
+    num_samples: int,
+    window_seconds: float | None,
+    hop_seconds: float | None,
+    *,
+    stride: int = 320,
+    receptive_field: int = 400,
+    sample_rate: int = SAMPLE_RATE,
+) -> list[Window]:
+    """Cut a recording into overlapping windows whose frames tile the whole-file frame grid.
+
+    Windows start at multiples of the frame stride, so window frame j is global frame
+    start/stride + j exactly. Each global frame is taken from the window where it lies farthest
+    from an edge (the boundary is the middle of each overlap). Without a window, or for a
+    recording no longer than one window, there is one window covering everything.
+    """
+
+    def frames(n: int) -> int:
+        return 0 if n < receptive_field else (n - receptive_field) // stride + 1
+
+    total = frames(num_samples)
+    if window_seconds is None or num_samples <= window_seconds * sample_rate:
+        return [Window(0, num_samples, 0, (0, total))]
+    window = max(receptive_field, int(round(window_seconds * sample_rate / stride)) * stride)
+    hop_s = hop_seconds if hop_seconds is not None else window_seconds * 5 / 6
+    hop = max(stride, int(round(hop_s * sample_rate / stride)) * stride)
+    if window - hop < receptive_field:
+        raise Emotion2vecError(
+            f"hop ({hop / sample_rate:.3f} s) must be shorter than the window "
+            f"({window / sample_rate:.3f} s) by at least {receptive_field / sample_rate:.3f} s "
+            "so that every frame is inside some window"
+        )
+    starts = [0]
+    while starts[-1] + window < num_samples:
+        starts.append(starts[-1] + hop)
+    spans = [(s, min(s + window, num_samples)) for s in starts]
+    bounds = [0]
+    for (s0, e0), (s1, _) in zip(spans, spans[1:], strict=False):
+        end_prev = s0 // stride + frames(e0 - s0)
+        bounds.append((s1 // stride + end_prev) // 2)
+    bounds.append(total)
+    return [Window(s, e, s // stride, (bounds[i], bounds[i + 1])) for i, (s, e) in enumerate(spans)]
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding ahead of the model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Item:
+    index: int
+    source: AudioSource
+    samples: int  # expected length from the header (exact for PCM)
+
+
+def _probe(sources: Sequence[AudioSource], indices: Sequence[int], workers: int):
+    """Header lengths of the inputs (no decoding); failures are returned, not raised."""
+
+    def one(i: int):
+        try:
+            return i, audio_info(sources[i].path).num_samples(), None
+        except AudioError as exc:
+            return i, 0, exc.reason
+        except Exception as exc:  # noqa: BLE001 - one bad header must not end the job
+            return i, 0, f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(one, indices))
+
+
+def _group(items: list[_Item], budget: int, window: int | None) -> list[list[_Item]]:
+    """Batches of similar length under ``budget`` padded samples (longest first)."""
+    items = sorted(items, key=lambda it: it.samples, reverse=True)
+    groups: list[list[_Item]] = []
+    current: list[_Item] = []
+    for it in items:
+        cost = min(it.samples, window) if window else it.samples
+        longest = (
+            (min(current[0].samples, window) if window else current[0].samples) if current else cost
+        )
+        if current and longest * (len(current) + 1) > budget:
+            groups.append(current)
+            current = []
+        current.append(it)
+        if window and it.samples > window:
+            groups.append(current)  # a long recording's windows make their own batches
+            current = []
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _decoded(
+    groups: list[list[_Item]], workers: int, prefetch: int
+) -> Iterator[list[tuple[_Item, np.ndarray | None, str | None]]]:
+    """Yield each group with its decoded waveforms, decoding up to ``prefetch`` groups ahead."""
+
+    def load(item: _Item):
+        try:
+            return load_audio(item.source.path), None
+        except AudioError as exc:
+            return None, exc.reason
+        except Exception as exc:  # noqa: BLE001
+            return None, f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        pending: deque[tuple[list[_Item], list[Future]]] = deque()
+        queue = iter(groups)
+
+        def submit_next() -> None:
+            group = next(queue, None)
+            if group is not None:
+                pending.append((group, [pool.submit(load, it) for it in group]))
+
+        for _ in range(max(1, prefetch)):
+            submit_next()
+        while pending:
+            group, futures = pending.popleft()
+            submit_next()
+            out = []
+            for item, fut in zip(group, futures, strict=True):
+                wave, err = fut.result()
+                out.append((item, wave, err))
+            yield out
+
+
+# --------------------------------------------------------------------------------------------
+# The engine shared by extract and predict
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    """Everything computed for one input."""
+
+    source: AudioSource
+    duration: float
+    windows: list[Window]
+    frames: list[np.ndarray]  # per window: kept frames (L, t, D) (frame granularity only)
+    embedding: np.ndarray  # (L, D) mean over the whole recording's frames
+    frame_count: int
+    window_logits: list[np.ndarray]  # per window (C,), from that window's own mean
+
+    def frame_features(self) -> np.ndarray:
+        """(L, T, D) frame features of the whole recording."""
+        return np.concatenate(self.frames, axis=1)
+
+
+def run_model(
+    model: Emotion2vecModel,
+    sources: Sequence[AudioSource],
+    *,
+    todo: Sequence[int],
+    on_result: Callable[[FileResult], None],
+    on_failure: Callable[[AudioSource, str], None],
+    layers: list[int] | None = None,
+    keep_frames: bool = False,
+    batch_seconds: float = 60.0,
+    window_seconds: float | None = None,
+    hop_seconds: float | None = None,
+    workers: int = 2,
+    prefetch: int = 2,
+    progress: bool | None = None,
+    summary: JobSummary | None = None,
+) -> None:
+    """Run the model over ``sources[i]`` for i in ``todo``; call ``on_result`` per finished input
+    and ``on_failure`` per bad one. ``progress``: None = a bar only on a terminal."""
+    enc = model.encoder
+    stride = enc.feature_extractor.stride
+    rf = enc.feature_extractor.receptive_field
+    budget = max(int(batch_seconds * SAMPLE_RATE), rf)
+    window = int(window_seconds * SAMPLE_RATE) if window_seconds else None
+    summary = summary if summary is not None else JobSummary()
+
+    probed = _probe(sources, todo, workers)
+    items = []
+    for i, samples, err in probed:
+        if err is not None:
+            on_failure(sources[i], err)
+        else:
+            items.append(_Item(i, sources[i], samples))
+    groups = _group(items, budget, window)
+
+    bar = tqdm(
+        total=len(todo),
+        unit="file",
+        disable=(not progress) if progress is not None else None,
+        dynamic_ncols=True,
+    )
+    bar.update(len(todo) - len(items))
+    start = time.perf_counter()
+    try:
+        for group in _decoded(groups, workers, prefetch):
+            segments: list[tuple[int, int, np.ndarray]] = []  # (group row, window idx, samples)
+            plans: dict[int, list[Window]] = {}
+            for row, (item, wave, err) in enumerate(group):
+                if err is not None:
+                    on_failure(item.source, err)
+                    bar.update(1)
+                    continue
+                try:
+                    plans[row] = plan_windows(
+                        len(wave), window_seconds, hop_seconds, stride=stride, receptive_field=rf
+                    )
+                except Emotion2vecError as exc:
+                    on_failure(item.source, str(exc))
+                    bar.update(1)
+                    continue
+                for w_idx, w in enumerate(plans[row]):
+                    segments.append((row, w_idx, wave[w.start : w.end]))
+            outputs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+            lengths = [len(seg) for _, _, seg in segments]
+            for batch in _budget_batches(lengths, budget):
+                frames, pooled, logits = encode(
+                    model, [segments[j][2] for j in batch], layers=layers
+                )
+                for r, j in enumerate(batch):
+                    row, w_idx, _ = segments[j]
+                    outputs[(row, w_idx)] = (
+                        frames[r].float().cpu().numpy(),
+                        pooled[r].float().cpu().numpy(),
+                        None if logits is None else logits[r].float().cpu().numpy(),
+                    )
+            for row, windows in plans.items():
+                item, wave, _ = group[row]
+                result = _assemble(item.source, len(wave), windows, outputs, row, keep_frames)
+                on_result(result)
+                summary.audio_seconds += result.duration
+                bar.update(1)
+            elapsed = time.perf_counter() - start
+            if elapsed > 0:
+                bar.set_postfix_str(
+                    f"{bar.n / elapsed:.1f} files/s, {summary.audio_seconds / elapsed:.0f} audio h/h",
+                    refresh=False,
+                )
+    finally:
+        bar.close()
+
+
+def _budget_batches(lengths: list[int], budget: int) -> list[list[int]]:
+    order = sorted(range(len(lengths)), key=lambda j: lengths[j], reverse=True)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for j in order:
+        if current and lengths[current[0]] * (len(current) + 1) > budget:
+            batches.append(current)
+            current = []
+        current.append(j)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _assemble(source, num_samples, windows, outputs, row, keep_frames) -> FileResult:
+    kept, sums, count, win_logits = [], None, 0, []
+    for w_idx, w in enumerate(windows):
+        frames, pooled, logits = outputs[(row, w_idx)]
+        a, b = w.keep
+        part = frames[:, a - w.first_frame : b - w.first_frame]
+        if keep_frames:
+            kept.append(part)
+        part_sum = part.astype(np.float64).sum(axis=1)
+        sums = part_sum if sums is None else sums + part_sum
+        count += part.shape[1]
+        if logits is not None:
+            win_logits.append(logits)
+    if len(windows) == 1:
+        embedding = outputs[(row, 0)][1]  # the model's own mean: identical to a single pass
+    else:
+        embedding = (sums / max(count, 1)).astype(np.float32)
+    return FileResult(
+        source=source,
+        duration=num_samples / SAMPLE_RATE,
+        windows=windows,
+        frames=kept,
+        embedding=embedding,
+        frame_count=count,
+        window_logits=win_logits,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Extraction job
+# --------------------------------------------------------------------------------------------
+
+
+def output_paths(sources: Sequence[AudioSource], output_dir: Path) -> list[Path]:
+    """``output_dir/<key with .npy>`` per source; two inputs mapping to one output is an error."""
+    paths, seen = [], {}
+    for s in sources:
+        out = output_dir / Path(s.key).with_suffix(".npy")
+        folded = str(out).lower()
+        if folded in seen:
+            raise DataError(
+                f"{s.path} and {seen[folded]} would both be written to {out}; rename one of them "
+                "or process them in separate runs"
+            )
+        seen[folded] = s.path
+        paths.append(out)
+    return paths
+
+
+def extract_files(
+    model: Emotion2vecModel,
+    sources: Sequence[AudioSource],
+    output_dir: str | Path,
+    *,
+    granularity: str = "utterance",
+    layer: int | None = None,
+    all_layers: bool = False,
+    batch_seconds: float = 60.0,
+    window_seconds: float | None = None,
+    hop_seconds: float | None = None,
+    overwrite: bool = False,
+    workers: int = 2,
+    progress: bool | None = None,
+) -> JobSummary:
+    """Write one ``.npy`` per input under ``output_dir`` (mirroring the inputs' relative paths),
+    an ``index.csv`` (input, output, duration_s, frames) and, when inputs fail, ``errors.csv``.
+
+    Arrays: utterance (D,) or frame (T, D); with ``all_layers`` (L+1, D) / (L+1, T, D).
+    """
+    if granularity not in ("utterance", "frame"):
+        raise Emotion2vecError(f"granularity must be 'utterance' or 'frame', got {granularity!r}")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    outs = output_paths(sources, output_dir)
+    layers = layer_indices(model, layer, all_layers)
+    summary = JobSummary(total=len(sources))
+    index_rows: dict[int, tuple[str, str, float, int]] = {}
+    todo = []
+    for i, out in enumerate(outs):
+        if out.exists() and not overwrite:
+            summary.skipped += 1
+            index_rows[i] = _index_row_existing(sources[i], out, output_dir, granularity)
+        else:
+            todo.append(i)
+    position = {id(s): i for i, s in enumerate(sources)}
+
+    def on_result(r: FileResult) -> None:
+        i = position[id(r.source)]
+        if granularity == "frame":
+            arr = r.frame_features()
+            frames = arr.shape[1]
+        else:
+            arr = r.embedding
+            frames = r.frame_count
+        if not all_layers:
+            arr = arr[0]
+        save_npy(outs[i], np.ascontiguousarray(arr, dtype=np.float32))
+        index_rows[i] = (
+            str(r.source.path),
+            outs[i].relative_to(output_dir).as_posix(),
+            r.duration,
+            frames,
+        )
+        summary.done += 1
+
+    def on_failure(source: AudioSource, reason: str) -> None:
+        summary.failures.append(Failure(str(source.path), reason))
+
+    start = time.perf_counter()
+    try:
+        run_model(
+            model,
+            sources,
+            todo=todo,
+            on_result=on_result,
+            on_failure=on_failure,
+            layers=layers,
+            keep_frames=granularity == "frame",
+            batch_seconds=batch_seconds,
+            window_seconds=window_seconds,
+            hop_seconds=hop_seconds,
+            workers=workers,
+            progress=progress,
+            summary=summary,
+        )
+    finally:
+        summary.wall_seconds = time.perf_counter() - start
+        _write_index(output_dir / "index.csv", [index_rows[i] for i in sorted(index_rows)])
+        write_errors(output_dir / "errors.csv", summary.failures)
+    return summary
+
+
+def _index_row_existing(source: AudioSource, out: Path, root: Path, granularity: str):
+    try:
+        shape = np.load(out, mmap_mode="r").shape
+        frames = shape[-2] if granularity == "frame" and len(shape) >= 2 else -1
+    except (OSError, ValueError):
+        frames = -1
+    try:
+        duration = audio_info(source.path).duration
+    except Exception:  # noqa: BLE001 - the index is informative; a missing input is not fatal
+        duration = float("nan")
+    return (str(source.path), out.relative_to(root).as_posix(), duration, frames)
+
+
+def _write_index(path: Path, rows) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "output", "duration_s", "frames"])
+    for p, out, dur, frames in rows:
+        w.writerow([p, out, f"{dur:.4f}", frames])
+    write_text(path, buf.getvalue())
+
+
+def write_errors(path: Path, failures: Sequence[Failure]) -> None:
+    """``errors.csv`` (path, reason) when there are failures; removes a stale one otherwise."""
+    if not failures:
+        path.unlink(missing_ok=True)
+        return
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "reason"])
+    for f in failures:
+        w.writerow([f.path, f.reason])
+    write_text(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction job
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FilePrediction:
+    """Emotion of one input, for the whole recording and (with windows) over time."""
+
+    path: str
+    duration: float
+    prediction: Prediction
+    windows: list[tuple[float, float, Prediction]] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """A JSON-serialisable dict."""
+        return {
+            "path": self.path,
+            "duration": round(self.duration, 4),
+            "label": self.prediction.label,
+            "score": self.prediction.score,
+            "scores": self.prediction.scores,
+            "windows": [
+                {
+                    "start": round(s, 3),
+                    "end": round(e, 3),
+                    "label": p.label,
+                    "score": p.score,
+                    "scores": p.scores,
+                }
+                for s, e, p in self.windows
+            ],
+        }
+
+
+def predict_files(
+    model: Emotion2vecModel,
+    sources: Sequence[AudioSource],
+    *,
+    output: str | Path | None = None,
+    batch_seconds: float = 60.0,
+    window_seconds: float | None = None,
+    hop_seconds: float | None = None,
+    overwrite: bool = False,
+    workers: int = 2,
+    progress: bool | None = None,
+    save_every: float = 30.0,
+) -> tuple[list[FilePrediction], JobSummary]:
+    """Predict the emotion of every input.
+
+    With ``output`` (``.csv`` or ``.jsonl``), all scores are written there (rewritten atomically
+    every ``save_every`` seconds and at the end); inputs already in an existing output are skipped
+    unless ``overwrite``, so an interrupted run resumes. Failures go to ``<output>.errors.csv``.
+    Returns this run's predictions (not the ones skipped) and the summary.
+    """
+    if model.head is None:
+        raise Emotion2vecError(
+            "this model has no emotion head (emotion2vec_base is a feature extractor): use "
+            "`emotion2vec extract`, an emotion2vec_plus_* model, or a fine-tuned model"
+        )
+    out_path = Path(output) if output is not None else None
+    if out_path is not None and out_path.suffix.lower() not in (".csv", ".jsonl"):
+        raise Emotion2vecError(f"{out_path}: output must end in .csv or .jsonl")
+    previous: list[dict] = []
+    if out_path is not None and out_path.exists() and not overwrite:
+        previous = read_predictions(out_path)
+    done_paths = {row["path"] for row in previous}
+    summary = JobSummary(total=len(sources))
+    todo = [i for i, s in enumerate(sources) if str(s.path) not in done_paths]
+    summary.skipped = len(sources) - len(todo)
+    results: list[FilePrediction] = []
+    labels = model.labels
+    last_save = time.perf_counter()
+
+    def save() -> None:
+        if out_path is not None:
+            write_predictions(out_path, previous + [r.to_json() for r in results], labels)
+
+    def on_result(r: FileResult) -> None:
+        nonlocal last_save
+        head = model.head
+        whole = torch.from_numpy(r.embedding[-1:]).to(next(model.parameters()).device)
+        with torch.inference_mode():
+            logits = head(whole.float())
+        pred = scores_from_logits(logits, labels)[0]
+        windows = []
+        if len(r.windows) > 1:
+            preds = scores_from_logits(torch.from_numpy(np.stack(r.window_logits)), labels)
+            windows = [
+                (w.start / SAMPLE_RATE, w.end / SAMPLE_RATE, p)
+                for w, p in zip(r.windows, preds, strict=True)
+            ]
+        results.append(FilePrediction(str(r.source.path), r.duration, pred, windows))
+        summary.done += 1
+        if out_path is not None and time.perf_counter() - last_save > save_every:
+            save()
+            last_save = time.perf_counter()
+
+    def on_failure(source: AudioSource, reason: str) -> None:
+        summary.failures.append(Failure(str(source.path), reason))
+
+    start = time.perf_counter()
+    try:
+        run_model(
+            model,
+            sources,
+            todo=todo,
+            on_result=on_result,
+            on_failure=on_failure,
+            batch_seconds=batch_seconds,
+            window_seconds=window_seconds,
+            hop_seconds=hop_seconds,
+            workers=workers,
+            progress=progress,
+            summary=summary,
+        )
+    finally:
+        summary.wall_seconds = time.perf_counter() - start
+        save()
+        if out_path is not None:
+            write_errors(out_path.with_name(out_path.name + ".errors.csv"), summary.failures)
+    order = {str(s.path): i for i, s in enumerate(sources)}
+    results.sort(key=lambda r: order.get(r.path, 0))
+    return results, summary
+
+
+def write_predictions(path: Path, rows: list[dict], labels: Sequence[str]) -> None:
+    """Write prediction rows (``FilePrediction.to_json`` dicts) as JSONL or CSV, atomically.
+
+    CSV has one row per recording (segment ``all``) followed, for windowed recordings, by one row
+    per window (segment 0, 1, ...), with the nine scores as columns.
+    """
+    names = [n for n in labels if not n.startswith("unuse")]
+    if path.suffix.lower() == ".jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        write_text(path, text)
+        return
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "segment", "start", "end", "label", "score", *names])
+    for r in rows:
+        w.writerow(
+            [r["path"], "all", 0.0, r["duration"], r["label"], f"{r['score']:.6f}"]
+            + [f"{r['scores'].get(n, float('nan')):.6f}" for n in names]
+        )
+        for k, win in enumerate(r.get("windows", [])):
+            w.writerow(
+                [r["path"], k, win["start"], win["end"], win["label"], f"{win['score']:.6f}"]
+                + [f"{win['scores'].get(n, float('nan')):.6f}" for n in names]
+            )
+    write_text(path, buf.getvalue())
+
+
+def read_predictions(path: Path) -> list[dict]:
+    """Rows of a file written by :func:`write_predictions` (to resume a run)."""
+    try:
+        if path.suffix.lower() == ".jsonl":
+            with open(path, encoding="utf-8") as f:
+                return [json.loads(line) for line in f if line.strip()]
+        rows: dict[str, dict] = {}
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            fixed = {"path", "segment", "start", "end", "label", "score"}
+            for rec in reader:
+                scores = {k: float(v) for k, v in rec.items() if k not in fixed}
+                entry = {
+                    "label": rec["label"],
+                    "score": float(rec["score"]),
+                    "scores": scores,
+                }
+                if rec["segment"] == "all":
+                    rows[rec["path"]] = {
+                        "path": rec["path"],
+                        "duration": float(rec["end"]),
+                        **entry,
+                        "windows": [],
+                    }
+                else:
+                    rows[rec["path"]]["windows"].append(
+                        {"start": float(rec["start"]), "end": float(rec["end"]), **entry}
+                    )
+        return list(rows.values())
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(
+            f"{path}: cannot read the existing predictions to resume ({exc}); pass --overwrite "
+            "to start over"
+        ) from None

@@ -1,0 +1,106 @@
+"""Relative positional information: the 5-layer grouped positional conv and ALiBi biases."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PositionalConv(nn.Module):
+    """Stack of grouped convs whose output is *added* to the features (official ``relative_positional_encoder``).
+
+    Each layer: Conv1d(D, D, kernel, padding kernel//2, groups) -> LayerNorm without affine -> GELU.
+    Padded frames are zeroed before every layer, so a row of a padded batch sees exactly the zero
+    padding it would see alone; without this, padding leaks into the last ~45 frames.
+    """
+
+    def __init__(self, dim: int, kernel: int, layers: int, groups: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.convs = nn.ModuleList(
+            nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=groups) for _ in range(layers)
+        )
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, D); padding_mask: (B, T) bool, True = padding. Returns (B, T, D)."""
+        keep = None if padding_mask is None else (~padding_mask).unsqueeze(1).to(x.dtype)
+        h = x.transpose(1, 2)
+        for conv in self.convs:
+            if keep is not None:
+                h = h * keep
+            h = conv(h)
+            h = F.layer_norm(h.transpose(1, 2), (h.shape[1],), eps=self.eps).transpose(1, 2)
+            h = F.gelu(h)
+        return h.transpose(1, 2)
+
+
+def alibi_slopes(num_heads: int) -> list[float]:
+    """The geometric ALiBi slopes (Press et al.); for a non-power-of-two count, the slopes of the
+    nearest lower power of two followed by every other slope of the next power of two."""
+
+    def power_of_two(n: int) -> list[float]:
+        start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    if math.log2(num_heads).is_integer():
+        return power_of_two(num_heads)
+    closest = 2 ** math.floor(math.log2(num_heads))
+    return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: num_heads - closest]
+
+
+class AlibiBias:
+    """The additive attention bias of one forward pass, built lazily per block of query rows.
+
+    bias[b, h, i, j] = -slope_h * scale_h * |pos_i - pos_j| over frames, 0 for the extra tokens in
+    front, and -inf at padded keys. Long inputs would need an (H, T, T) tensor per batch row (1.7 GB
+    for 120 s at 12 heads), so attention asks for row blocks instead: memory stays O(rows x T).
+    """
+
+    def __init__(
+        self,
+        slopes: torch.Tensor,
+        scale: torch.Tensor,
+        num_frames: int,
+        *,
+        positions: torch.Tensor | None = None,
+        num_extra_tokens: int = 0,
+        key_padding_mask: torch.Tensor | None = None,
+    ):
+        # (H,) per-head factor; the official code multiplies (slope * -distance) by the clamped scale
+        self.head_factor = (slopes.float() * -1.0), scale.float().clamp_min(0)
+        self.num_extra = num_extra_tokens
+        self.length = num_extra_tokens + num_frames
+        device = slopes.device
+        pos = (
+            torch.arange(num_frames, device=device).unsqueeze(0) if positions is None else positions
+        )
+        self.positions = pos.to(torch.float32)  # (B or 1, T)
+        self.key_padding_mask = None
+        if key_padding_mask is not None:
+            extra = key_padding_mask.new_zeros(key_padding_mask.shape[0], num_extra_tokens)
+            self.key_padding_mask = torch.cat([extra, key_padding_mask], dim=1)  # (B, E + T)
+        self._full: torch.Tensor | None = None
+
+    def rows(self, start: int, end: int) -> torch.Tensor:
+        """Bias for query rows [start, end) of the (E + T) sequence: (B or 1, H, end - start, E + T)."""
+        if self._full is not None:
+            return self._full[:, :, start:end]
+        e = self.num_extra
+        slope, scale = self.head_factor
+        q_pos = self.positions[:, max(start - e, 0) : max(end - e, 0)]
+        distance = (q_pos.unsqueeze(-1) - self.positions.unsqueeze(-2)).abs()  # (B, q, T)
+        bias = (slope.view(1, -1, 1, 1) * distance.unsqueeze(1)) * scale.view(1, -1, 1, 1)
+        # zero bias to and from the extra tokens
+        bias = F.pad(bias, (e, 0, min(e, end) - min(e, start), 0))
+        if self.key_padding_mask is not None:
+            bias = bias.masked_fill(self.key_padding_mask[:, None, None, :], float("-inf"))
+        return bias
+
+    def full(self) -> torch.Tensor:
+        """The whole bias (B or 1, H, E + T, E + T), computed once and reused by every block."""
+        if self._full is None:
+            self._full = self.rows(0, self.length)
+        return self._full

@@ -244,9 +244,7 @@ def test_cli_predict_extract_convert(model_dir, corpus, tmp_path, capsys):
     assert "corrupt.wav" in err and "failed" in err
 
     out = tmp_path / "feats"
-    code = main(
-        ["extract", str(corpus / "spk1"), "-m", str(model_dir), "-o", str(out), "--quiet"]
-    )
+    code = main(["extract", str(corpus / "spk1"), "-m", str(model_dir), "-o", str(out), "--quiet"])
     assert code == 0 and (out / "a.npy").exists() and (out / "b.npy").exists()
 
     conv = tmp_path / "converted"

@@ -145,7 +145,7 @@ class ModelConfig:
         return len(self.labels)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (tuples become lists)."""
+        """A JSON-serialisable dict (tuples are kept; JSON writes them as lists)."""
         return dataclasses.asdict(self)
 
     @classmethod
@@ -159,14 +159,17 @@ class ModelConfig:
                     tuple(int(v) for v in layer) for layer in enc["conv_layers"]
                 )
             encoder = EncoderConfig(**enc)
-            dec = data.pop("decoder", None)
-            decoder = DecoderConfig(**dec) if dec is not None else None
+            if "decoder" in data:
+                dec = data.pop("decoder")
+                decoder = DecoderConfig(**dec) if dec is not None else None
+            else:
+                decoder = DecoderConfig()
             if "labels" in data:
                 data["labels"] = tuple(data["labels"])
             config = cls(encoder=encoder, decoder=decoder, **data)
-        except TypeError as exc:
-            raise ConfigError(f"invalid model config: {exc}") from exc
-        config.validate()
+            config.validate()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid model config: {exc}") from None
         return config
 
     def validate(self) -> None:

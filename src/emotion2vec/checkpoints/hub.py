@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from ..errors import CheckpointError
@@ -73,8 +74,18 @@ def resolve(
             errors.append(
                 f"Hugging Face {repo}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             )
-    if importlib.util.find_spec("modelscope") is not None and not local_files_only:
-        ms_repo = f"{_MS_ORG}/{base}"
+    offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true")
+    ms_repo = f"{_MS_ORG}/{base}"
+    if importlib.util.find_spec("modelscope") is None:
+        if where == "ms":
+            errors.append(
+                "ModelScope: the 'modelscope' package is not installed (pip install modelscope)"
+            )
+    elif offline:
+        errors.append(
+            f"ModelScope {ms_repo}: not tried (offline: local_files_only or HF_HUB_OFFLINE)"
+        )
+    else:
         try:
             from modelscope import snapshot_download as ms_snapshot_download
 
@@ -83,10 +94,6 @@ def resolve(
             )
         except Exception as exc:  # noqa: BLE001
             errors.append(f"ModelScope {ms_repo}: {type(exc).__name__}: {exc}")
-    elif where == "ms":
-        errors.append(
-            "ModelScope: the 'modelscope' package is not installed (pip install modelscope)"
-        )
     raise CheckpointError(
         f"could not get the published model {name!r}:\n  "
         + "\n  ".join(errors)

@@ -142,12 +142,21 @@ def config_from_official(
     if "feature_encoder_spec" in audio:
         conv_layers = parse_conv_spec(audio["feature_encoder_spec"])
     else:
-        conv_layers = []
-        for i in range(n_conv):
-            w = state[AUDIO + f"local_encoder.conv_layers.{i}.0.weight"]
-            stride = OFFICIAL_CONV_LAYERS[i][2] if i < len(OFFICIAL_CONV_LAYERS) else 2
-            conv_layers.append((int(w.shape[0]), int(w.shape[2]), stride))
-        conv_layers = tuple(conv_layers)
+        # strides are not in the tensors: without a config, only the official stack is accepted
+        kernels = [
+            int(state[AUDIO + f"local_encoder.conv_layers.{i}.0.weight"].shape[2])
+            for i in range(n_conv)
+        ]
+        if kernels != [k for _, k, _ in OFFICIAL_CONV_LAYERS]:
+            raise CheckpointError(
+                f"conv kernels {kernels} differ from the official stack and the checkpoint has no "
+                "config giving the strides (feature_encoder_spec); add a config.yaml with "
+                "model_conf.modalities.audio.feature_encoder_spec"
+            )
+        conv_layers = tuple(
+            (int(state[AUDIO + f"local_encoder.conv_layers.{i}.0.weight"].shape[0]), k, s)
+            for i, (_, k, s) in enumerate(OFFICIAL_CONV_LAYERS)
+        )
 
     pos_layers = (
         _count(state, re.escape(AUDIO) + r"relative_positional_encoder\.(\d+)\.0\.weight") - 1
@@ -288,7 +297,21 @@ def load_official(path: str | Path) -> Emotion2vecModel:
     if "proj.weight" in state and tokens.is_file():
         labels = read_tokens(tokens)
 
-    config = config_from_official(state, model_cfg, normalize=normalize, labels=labels)
+    core = [
+        AUDIO + "extra_tokens",
+        AUDIO + "alibi_scale",
+        AUDIO + "relative_positional_encoder.1.0.weight",
+    ]
+    absent = [(PLUS_PREFIX + k) if prefixed else k for k in core if k not in state]
+    if absent:
+        raise CheckpointError(
+            f"{ckpt_path}: checkpoint does not match the model (not an emotion2vec / data2vec 2.0 "
+            f"audio checkpoint?)\n  missing keys ({len(absent)}): " + ", ".join(absent)
+        )
+    try:
+        config = config_from_official(state, model_cfg, normalize=normalize, labels=labels)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{ckpt_path}: {exc}") from None
     model = Emotion2vecModel(config)
 
     ours: dict[str, torch.Tensor] = {}
@@ -297,16 +320,11 @@ def load_official(path: str | Path) -> Emotion2vecModel:
     for key, tensor in state.items():
         our_key = official_to_ours(key)
         if our_key is None:
-            unknown.append(key)
+            unknown.append((PLUS_PREFIX + key) if prefixed and (PLUS_PREFIX + key) in raw else key)
             continue
         ours[our_key] = official_tensor_to_ours(our_key, tensor)
         original_name[our_key] = (
             (PLUS_PREFIX + key) if prefixed and not key.startswith("proj.") else key
-        )
-    if unknown:
-        raise CheckpointError(
-            f"{ckpt_path}: checkpoint does not match the model\n"
-            f"  unexpected keys ({len(unknown)}): " + ", ".join(unknown)
         )
 
     def name_of(k: str) -> str:
@@ -317,7 +335,7 @@ def load_official(path: str | Path) -> Emotion2vecModel:
             (PLUS_PREFIX + official) if prefixed and not official.startswith("proj.") else official
         )
 
-    load_state_strict(model, ours, source=str(ckpt_path), name_of=name_of)
+    load_state_strict(model, ours, source=str(ckpt_path), name_of=name_of, unknown=unknown)
     return model.eval()
 
 
@@ -336,22 +354,96 @@ def to_official_state(model: Emotion2vecModel, *, plus_layout: bool) -> dict[str
     return out
 
 
+#: Training-only fields of the official model config, with the values of emotion2vec_base's
+#: training config (FunASR ``template.yaml``). Inference ignores them, but FunASR refuses a
+#: config that lacks them, so written configs carry them.
+_TRAINING_FIELDS: dict[str, Any] = {
+    "loss_beta": 0.0,
+    "loss_scale": None,
+    "start_drop_path_rate": 0.0,
+    "end_drop_path_rate": 0.0,
+    "norm_affine": True,
+    "dropout_input": 0.0,
+    "end_of_block_targets": False,
+    "clone_batch": 8,
+    "layer_norm_target_layer": False,
+    "batch_norm_target_layer": False,
+    "instance_norm_target_layer": True,
+    "instance_norm_targets": False,
+    "layer_norm_targets": False,
+    "ema_decay": 0.999,
+    "ema_same_dtype": True,
+    "log_norms": True,
+    "ema_end_decay": 0.99999,
+    "ema_anneal_end_step": 20000,
+    "ema_encoder_only": False,
+    "max_update": 100000,
+    "extractor_mode": "layer_norm",
+    "shared_decoder": None,
+    "min_target_var": 0.1,
+    "min_pred_var": 0.01,
+    "supported_modality": "AUDIO",
+    "mae_init": False,
+    "seed": 1,
+    "skip_ema": False,
+    "cls_loss": 1.0,
+    "recon_loss": 0.0,
+    "d2v_loss": 1.0,
+    "decoder_group": False,
+    "adversarial_training": False,
+    "adversarial_hidden_dim": 128,
+    "adversarial_weight": 0.1,
+    "cls_type": "chunk",
+}
+_AUDIO_TRAINING_FIELDS: dict[str, Any] = {
+    "type": "AUDIO",
+    "start_drop_path_rate": 0.0,
+    "end_drop_path_rate": 0.0,
+    "init_extra_token_zero": True,
+    "mask_noise_std": 0.01,
+    "mask_prob_min": None,
+    "mask_prob": 0.5,
+    "inverse_mask": False,
+    "mask_prob_adjust": 0.05,
+    "keep_masked_pct": 0.0,
+    "mask_length": 5,
+    "add_masks": False,
+    "remove_masks": False,
+    "mask_dropout": 0.0,
+    "encoder_zero_mask": True,
+    "mask_channel_prob": 0.0,
+    "mask_channel_length": 64,
+    "ema_local_encoder": False,
+    "local_grad_mult": 1.0,
+    "use_alibi_encoder": True,
+    "alibi_scale": 1.0,
+    "learned_alibi": False,
+    "alibi_max_pos": None,
+    "learned_alibi_scale": True,
+    "learned_alibi_scale_per_head": True,
+    "learned_alibi_scale_per_layer": False,
+    "extractor_mode": "layer_norm",
+    "conv_pos_pre_ln": False,
+}
+
+
 def official_model_cfg(config: ModelConfig) -> dict[str, Any]:
-    """The fairseq/FunASR-style model config dict describing ``config``."""
+    """The complete fairseq/FunASR model config (``cfg.model`` / ``model_conf``) for ``config``."""
     e = config.encoder
     spec = "[" + ", ".join(f"({c}, {k}, {s})" for c, k, s in e.conv_layers) + "]"
     audio: dict[str, Any] = {
+        **_AUDIO_TRAINING_FIELDS,
         "feature_encoder_spec": spec,
         "prenet_depth": e.context_depth,
+        "prenet_dropout": e.context_dropout,
+        "prenet_layerdrop": e.context_layerdrop,
         "conv_pos_width": e.pos_conv_kernel * e.pos_conv_layers,
         "conv_pos_depth": e.pos_conv_layers,
         "conv_pos_groups": e.pos_conv_groups,
         "num_extra_tokens": e.num_extra_tokens,
-        "prenet_dropout": e.context_dropout,
-        "prenet_layerdrop": e.context_layerdrop,
-        "use_alibi_encoder": True,
-        "learned_alibi_scale": True,
-        "learned_alibi_scale_per_head": True,
+        "num_alibi_heads": e.num_heads,
+        "model_depth": e.depth,
+        "decoder": None,
     }
     if config.decoder is not None:
         d = config.decoder
@@ -361,11 +453,15 @@ def official_model_cfg(config: ModelConfig) -> dict[str, Any]:
             "decoder_layers": d.layers,
             "decoder_groups": d.groups,
             "input_dropout": d.input_dropout,
+            "add_positions_masked": False,
+            "add_positions_all": False,
             "decoder_residual": True,
             "projection_layers": 1,
+            "projection_ratio": 2.0,
         }
     return {
         "_name": "data2vec_multi",
+        **_TRAINING_FIELDS,
         "embed_dim": e.embed_dim,
         "num_heads": e.num_heads,
         "mlp_ratio": e.mlp_ratio,
@@ -377,6 +473,8 @@ def official_model_cfg(config: ModelConfig) -> dict[str, Any]:
         "post_mlp_drop": e.post_mlp_dropout,
         "layerdrop": e.layerdrop,
         "layer_norm_first": False,
+        "average_top_k_layers": e.depth,
+        "normalize": config.normalize_waveform,
         "modalities": {"audio": audio},
     }
 
@@ -401,7 +499,7 @@ def save_plus_folder(model: Emotion2vecModel, folder: str | Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save({"model": to_official_state(model, plus_layout=True)}, folder / "model.pt")
-    model_conf = {**official_model_cfg(model.config), "normalize": model.config.normalize_waveform}
+    model_conf = official_model_cfg(model.config)
     # FunASR builds no decoder from ``decoder: null`` (the plus files carry none), needs
     # ``tokenizer_conf`` to exist, and maps the ``d2v_model.`` prefix away through ``scope_map``.
     model_conf["modalities"]["audio"]["decoder"] = None

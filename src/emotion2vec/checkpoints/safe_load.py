@@ -29,6 +29,11 @@ def load_pt(path: str | Path) -> dict:
                 raise
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc) and "GLOBAL" not in str(exc):
+            raise CheckpointError(
+                f"{path}: not a readable PyTorch checkpoint (the file is damaged or of another "
+                f"kind; torch said: {str(exc).splitlines()[0]})"
+            ) from None
         raise CheckpointError(
             f"{path}: refused to load: this checkpoint stores Python objects that can only be "
             "restored by running code from the file (it is not a plain dict of tensors, numbers "
@@ -37,8 +42,10 @@ def load_pt(path: str | Path) -> dict:
             "torch.save({'model': ckpt['model']}, 'clean.pt'), and load clean.pt. "
             f"(torch said: {str(exc).splitlines()[0]})"
         ) from None
-    except (OSError, EOFError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to parse is "not a checkpoint"
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(
             f"{path}: expected a dict at the top level, found {type(obj).__name__}"
@@ -52,9 +59,11 @@ def load_state_strict(
     *,
     source: str,
     name_of=lambda k: k,
+    unknown: list[str] | None = None,
 ) -> None:
     """Copy ``state`` into ``model``; raise CheckpointError listing every missing, unexpected
-    and mis-shaped key (``name_of`` maps our key to the name the user's file uses)."""
+    and mis-shaped key (``name_of`` maps our key to the name the user's file uses; ``unknown``
+    are keys of the file that map to no parameter at all, reported as unexpected as they are)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -63,17 +72,15 @@ def load_state_strict(
         for k in expected
         if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
     ]
-    if missing or unexpected or misshaped:
+    if missing or unexpected or misshaped or unknown:
         lines = [f"{source}: checkpoint does not match the model"]
         if missing:
             lines.append(
                 f"  missing keys ({len(missing)}): " + ", ".join(name_of(k) for k in missing)
             )
-        if unexpected:
-            lines.append(
-                f"  unexpected keys ({len(unexpected)}): "
-                + ", ".join(name_of(k) for k in unexpected)
-            )
+        names = [name_of(k) for k in unexpected] + list(unknown or [])
+        if names:
+            lines.append(f"  unexpected keys ({len(names)}): " + ", ".join(names))
         for k, got, want in misshaped:
             lines.append(
                 f"  mis-shaped: {name_of(k)} has shape {list(got)}, model expects {list(want)}"

@@ -87,7 +87,7 @@ class Emotion2vecEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """waves (B, N), lengths (B,) or None -> projected conv features (B, T, D) and the frame
         padding mask (B, T) (True = padding; None when every row is full length)."""
-        feats = self.feature_extractor(waves).transpose(1, 2)
+        feats = self.feature_extractor(waves)
         x = self.feature_projection(feats)
         if lengths is None:
             return x, None

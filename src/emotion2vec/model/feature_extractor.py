@@ -8,7 +8,13 @@ from torch import nn
 
 
 class ConvLayer(nn.Module):
-    """Conv1d without bias, LayerNorm over channels at each time step (in fp32), GELU."""
+    """Conv1d without bias, LayerNorm over channels at each time step (in fp32), GELU.
+
+    Works time-major, (L, C): the convolution is computed as one matrix product per kernel tap
+    over strided rows of the input (BLAS reads the strided rows in place), which runs several
+    times faster on CPU than ``nn.Conv1d`` for these 512-channel layers and needs no transposes
+    for the LayerNorm. The weights stay an ``nn.Conv1d`` so checkpoints map one to one.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, eps: float):
         super().__init__()
@@ -16,30 +22,45 @@ class ConvLayer(nn.Module):
         self.norm = nn.LayerNorm(out_channels, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C_in, L) -> (B, C_out, L')."""
-        x = self.conv(x)
+        """(L, C_in) -> (L', C_out) with L' = (L - kernel) // stride + 1."""
+        kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
+        length = (x.shape[0] - kernel) // stride + 1
+        weight = self.conv.weight.to(x.dtype)  # (out, in, k)
+        if self.conv.in_channels == 1:
+            # the waveform layer: explicit windows, one small product
+            y = x[:, 0].unfold(0, kernel, stride) @ weight[:, 0, :].t()
+        else:
+            taps = weight.permute(2, 1, 0).contiguous()  # (k, in, out)
+            span = stride * (length - 1) + 1
+            y = x[0:span:stride] @ taps[0]
+            for j in range(1, kernel):
+                tap = x[j : j + span : stride]
+                y = y.addmm_(tap, taps[j]) if not y.requires_grad else torch.addmm(y, tap, taps[j])
         # The official extractor normalises in fp32 even under mixed precision.
         y = F.layer_norm(
-            x.transpose(1, 2).float(),
+            y.float(),
             self.norm.normalized_shape,
             self.norm.weight.float(),
             self.norm.bias.float(),
             self.norm.eps,
-        ).type_as(x)
-        return F.gelu(y.transpose(1, 2))
+        ).type_as(y)
+        return F.gelu(y)
 
 
-#: In inference, the conv stack runs over at most this many output frames x batch rows at a time
-#: (the first layer's output is 64 x wider than the frames: 500 frames -> 65 MB per row).
-CHUNK_FRAMES = 1000
+#: The conv stack runs over at most this many output frames at a time (the first layer's output
+#: is 64 x longer than the frames: 500 frames -> 65 MB per intermediate tensor).
+CHUNK_FRAMES = 500
 
 
 class ConvFeatureExtractor(nn.Module):
-    """Waveform (B, N) -> conv features (B, C, T) at one frame per ``stride`` samples.
+    """Waveform (B, N) -> conv features (B, T, C) at one frame per ``stride`` samples.
 
-    In inference, long inputs run in chunks cut at frame boundaries (multiples of the total
-    stride, overlapping by the receptive field), which gives exactly the frames of a single pass
-    with bounded memory.
+    The rows of a batch are zero-padded to a multiple of the total stride and laid end to end as
+    one sequence, so every row starts on the frame grid: row r's frame t is frame r * M + t of the
+    sequence (M = padded length / stride). Each frame only sees the samples of its own window, so
+    this gives exactly the frames of each row alone, with large matrix products whatever the
+    batch size. The sequence is processed in chunks cut at frame boundaries (overlapping by the
+    receptive field), which keeps memory bounded for recordings of any length.
     """
 
     def __init__(self, conv_layers: tuple[tuple[int, int, int], ...], eps: float = 1e-5):
@@ -57,26 +78,35 @@ class ConvFeatureExtractor(nn.Module):
             self.receptive_field += (kernel - 1) * self.stride
             self.stride *= stride
 
-    def _run(self, waves: torch.Tensor) -> torch.Tensor:
-        x = waves.unsqueeze(1)
+    def num_frames(self, num_samples: int) -> int:
+        """Frames produced for ``num_samples`` samples."""
+        if num_samples < self.receptive_field:
+            return 0
+        return (num_samples - self.receptive_field) // self.stride + 1
+
+    def _run(self, samples: torch.Tensor) -> torch.Tensor:
+        x = samples.unsqueeze(-1)
         for layer in self.layers:
             x = layer(x)
         return x
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        """(B, N) float waveforms -> (B, C, T)."""
-        total = int(self.output_lengths(torch.tensor(waves.shape[-1])))
-        chunk = max(1, CHUNK_FRAMES // waves.shape[0])
-        if torch.is_grad_enabled() or total <= chunk:
-            return self._run(waves)
+        """(B, N) float waveforms -> (B, T, C), T = frames of N samples."""
+        batch, n = waves.shape
+        frames = self.num_frames(n)
+        slots = -(-n // self.stride)  # frame slots per row, M
+        flat = F.pad(waves, (0, slots * self.stride - n)).reshape(-1)
+        total = self.num_frames(flat.shape[0])
+        if total == 0:
+            return waves.new_zeros(batch, 0, self.spec[-1][0])
         pieces = []
-        for first in range(0, total, chunk):
-            last = min(first + chunk, total)
+        for first in range(0, total, CHUNK_FRAMES):
+            last = min(first + CHUNK_FRAMES, total)
             start = first * self.stride
-            pieces.append(
-                self._run(waves[:, start : (last - 1) * self.stride + self.receptive_field])
-            )
-        return torch.cat(pieces, dim=2)
+            pieces.append(self._run(flat[start : (last - 1) * self.stride + self.receptive_field]))
+        y = torch.cat(pieces, dim=0) if len(pieces) > 1 else pieces[0]
+        y = F.pad(y, (0, 0, 0, batch * slots - total))
+        return y.view(batch, slots, -1)[:, :frames]
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames produced for inputs of ``lengths`` samples (0 when shorter than the receptive field).

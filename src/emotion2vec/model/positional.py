@@ -54,9 +54,11 @@ def alibi_slopes(num_heads: int) -> list[float]:
 class AlibiBias:
     """The additive attention bias of one forward pass, built lazily per block of query rows.
 
-    bias[b, h, i, j] = -slope_h * scale_h * |pos_i - pos_j| over frames, 0 for the extra tokens in
-    front, and -inf at padded keys. Long inputs would need an (H, T, T) tensor per batch row (1.7 GB
-    for 120 s at 12 heads), so attention asks for row blocks instead: memory stays O(rows x T).
+    bias[b, h, i, j] = -slope_h * scale_h * |pos_i - pos_j| over frames, 0 to and from the extra
+    tokens in front, and -inf at padded keys. Short inputs build the whole (B, H, L, L) tensor once
+    and every block reuses it. Long inputs would need 1.7 GB for 120 s at 12 heads, so attention
+    asks for row blocks instead: the head-independent distances of each block are kept (T x T
+    floats in all) and the per-head bias is one multiplication per block and layer.
     """
 
     def __init__(
@@ -69,8 +71,9 @@ class AlibiBias:
         num_extra_tokens: int = 0,
         key_padding_mask: torch.Tensor | None = None,
     ):
-        # (H,) per-head factor; the official code multiplies (slope * -distance) by the clamped scale
-        self.head_factor = (slopes.float() * -1.0), scale.float().clamp_min(0)
+        # Official: (slope * -distance) * clamp(scale, 0). One per-head factor here, so the bias
+        # costs one multiplication (rounding differs by ~1 ulp).
+        self.coef = slopes.float() * scale.float().clamp_min(0)  # (H,)
         self.num_extra = num_extra_tokens
         self.length = num_extra_tokens + num_frames
         device = slopes.device
@@ -83,18 +86,24 @@ class AlibiBias:
             extra = key_padding_mask.new_zeros(key_padding_mask.shape[0], num_extra_tokens)
             self.key_padding_mask = torch.cat([extra, key_padding_mask], dim=1)  # (B, E + T)
         self._full: torch.Tensor | None = None
+        self._distances: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _distance(self, start: int, end: int) -> torch.Tensor:
+        """-|pos_i - pos_j| for query rows [start, end): (B or 1, end - start, E + T), 0 for extra tokens."""
+        key = (start, end)
+        if key not in self._distances:
+            e = self.num_extra
+            q_pos = self.positions[:, max(start - e, 0) : max(end - e, 0)]
+            distance = -(q_pos.unsqueeze(-1) - self.positions.unsqueeze(-2)).abs()
+            self._distances[key] = F.pad(distance, (e, 0, min(e, end) - min(e, start), 0))
+        return self._distances[key]
 
     def rows(self, start: int, end: int) -> torch.Tensor:
         """Bias for query rows [start, end) of the (E + T) sequence: (B or 1, H, end - start, E + T)."""
         if self._full is not None:
             return self._full[:, :, start:end]
-        e = self.num_extra
-        slope, scale = self.head_factor
-        q_pos = self.positions[:, max(start - e, 0) : max(end - e, 0)]
-        distance = (q_pos.unsqueeze(-1) - self.positions.unsqueeze(-2)).abs()  # (B, q, T)
-        bias = (slope.view(1, -1, 1, 1) * distance.unsqueeze(1)) * scale.view(1, -1, 1, 1)
-        # zero bias to and from the extra tokens
-        bias = F.pad(bias, (e, 0, min(e, end) - min(e, start), 0))
+        distance = self._distance(start, end).unsqueeze(1)
+        bias = distance * self.coef.view(1, -1, 1, 1)
         if self.key_padding_mask is not None:
             bias = bias.masked_fill(self.key_padding_mask[:, None, None, :], float("-inf"))
         return bias
@@ -103,4 +112,5 @@ class AlibiBias:
         """The whole bias (B or 1, H, E + T, E + T), computed once and reused by every block."""
         if self._full is None:
             self._full = self.rows(0, self.length)
+            self._distances.clear()
         return self._full

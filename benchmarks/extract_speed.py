@@ -1,0 +1,340 @@
+"""Extraction speed and memory: our batched path, our one-at-a-time path, FunASR, int8 mode.
+
+Everything is measured in one run on the same machine, each system in its own subprocess (so
+peak RSS is per system), on the same files (decoding included), with base-size random weights:
+
+    python benchmarks/extract_speed.py                          # default: 2 threads
+    python benchmarks/extract_speed.py --ravdess-limit 0        # all 1,440 RAVDESS clips
+    python benchmarks/extract_speed.py --funasr-python ../funasr-venv/bin/python
+
+FunASR runs when ``funasr`` is importable by the interpreter given with ``--funasr-python``
+(default: this one, else ``../funasr-venv/bin/python`` next to the repository). The machine is
+shared and noisy: compare ratios within one run, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RAVDESS = ROOT.parent / "shared" / "data" / "ravdess_speech" / "audio"
+
+
+# ------------------------------------------------------------------------------------------
+# workers (run in subprocesses)
+# ------------------------------------------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker(args) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    files = [line for line in Path(args.files).read_text().splitlines() if line]
+    mode = args.worker
+    if mode == "funasr":
+        import logging
+
+        from funasr import AutoModel
+
+        logging.disable(logging.WARNING)
+        model = AutoModel(model=args.model_dir, disable_update=True, device="cpu", log_level="ERROR")
+        torch.set_num_threads(args.threads)
+        model.generate(files[0], granularity="utterance", extract_embedding=True)  # warm-up
+        start = time.perf_counter()
+        embs = []
+        for f in files:
+            res = model.generate(f, granularity="utterance", extract_embedding=True)
+            embs.append(np.asarray(res[0]["feats"], dtype=np.float32))
+        wall = time.perf_counter() - start
+    else:
+        from emotion2vec import load_model
+        from emotion2vec.inference import quantize_int8
+        from emotion2vec.jobs import run_model
+        from emotion2vec.sources import AudioSource
+
+        model = load_model(args.model_dir)
+        if mode == "ours-int8":
+            model = quantize_int8(model)
+        model.extract(files[0])  # warm-up
+        start = time.perf_counter()
+        if mode == "ours-single":
+            embs = [model.extract(f) for f in files]
+        else:
+            sources = [AudioSource(Path(f), Path(f).name) for f in files]
+            out: dict[str, np.ndarray] = {}
+            run_model(
+                model,
+                sources,
+                todo=list(range(len(sources))),
+                on_result=lambda r: out.__setitem__(str(r.source.path), r.embedding[0]),
+                on_failure=lambda s, reason: print(f"failed {s.path}: {reason}", file=sys.stderr),
+                batch_seconds=args.batch_seconds,
+                window_seconds=args.window_seconds,
+                progress=False,
+            )
+            embs = [out[str(Path(f))] for f in files]
+        wall = time.perf_counter() - start
+    np.save(args.save, np.stack(embs))
+    return {"wall": wall, "rss_mb": _rss_mb()}
+
+
+# ------------------------------------------------------------------------------------------
+# driver
+# ------------------------------------------------------------------------------------------
+
+
+def matmul_peak(threads: int) -> float:
+    """Best fp32 GEMM throughput (GFLOP/s) of this machine at ``threads`` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    best = 0.0
+    for n in (1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        for _ in range(2):
+            a @ b
+        for _ in range(3):
+            reps = max(2, int(4e10 / (2 * n**3)))
+            t = time.perf_counter()
+            for _ in range(reps):
+                a @ b
+            best = max(best, 2 * n**3 * reps / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def run_worker(python: str, mode: str, model_dir: Path, files: list[str], tmp: Path, args, **extra):
+    listing = tmp / f"files_{mode}_{len(files)}.txt"
+    listing.write_text("\n".join(files) + "\n")
+    save = tmp / f"emb_{mode}_{len(files)}_{extra.get('window', '')}.npy"
+    cmd = [
+        python,
+        __file__,
+        "--worker",
+        mode,
+        "--files",
+        str(listing),
+        "--model-dir",
+        str(model_dir),
+        "--threads",
+        str(args.threads),
+        "--save",
+        str(save),
+        "--batch-seconds",
+        str(args.batch_seconds),
+    ]
+    if extra.get("window"):
+        cmd += ["--window-seconds", str(extra["window"])]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"[{mode}] failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["emb"] = np.load(save)
+    return result
+
+
+def whole_process(cmd: list[str], cwd: Path) -> float | None:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if proc.returncode != 0:
+        print(f"failed: {' '.join(cmd)}\n{proc.stderr[-1500:]}", file=sys.stderr)
+        return None
+    return time.perf_counter() - start
+
+
+def funasr_python(args) -> str | None:
+    candidates = [args.funasr_python] if args.funasr_python else [sys.executable, str(ROOT.parent / "funasr-venv" / "bin" / "python")]
+    for py in candidates:
+        if py and Path(py).exists():
+            ok = subprocess.run([py, "-c", "import funasr"], capture_output=True).returncode == 0
+            if ok:
+                return py
+    return None
+
+
+def synth(path: Path, seconds: float, seed: int) -> None:
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    t = np.arange(n) / 16000
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
+    wave = env * (0.3 * np.sin(2 * np.pi * (140 + 40 * np.sin(t)) * t) + 0.05 * rng.standard_normal(n))
+    sf.write(path, wave.astype(np.float32), 16000, subtype="PCM_16")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lengths", default="2,5,10,30,120", help="synthetic clip lengths (s)")
+    p.add_argument("--seconds-per-length", type=float, default=120.0, help="audio per length")
+    p.add_argument("--ravdess", default=str(DEFAULT_RAVDESS))
+    p.add_argument("--ravdess-limit", type=int, default=240, help="clips (0 = all)")
+    p.add_argument("--long-seconds", type=float, default=600.0, help="memory check recording")
+    p.add_argument("--batch-seconds", type=float, default=60.0)
+    p.add_argument("--funasr-python", default=None)
+    p.add_argument("--skip-funasr", action="store_true")
+    p.add_argument("--skip-single", action="store_true")
+    # worker mode
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--files", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--model-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--save", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--window-seconds", type=float, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+
+    import soundfile as sf
+    import torch
+
+    from emotion2vec.checkpoints.official import save_plus_folder
+    from emotion2vec.config import preset
+    from emotion2vec.model import Emotion2vecModel
+    from emotion2vec.model.flops import encoder_flops
+
+    fpy = None if args.skip_funasr else funasr_python(args)
+    tmp = Path(tempfile.mkdtemp(prefix="e2v_bench_"))
+    try:
+        torch.manual_seed(0)
+        config = preset("emotion2vec_plus_base")
+        model_dir = tmp / "model"
+        save_plus_folder(Emotion2vecModel(config), model_dir)
+        peak = matmul_peak(args.threads)
+        print(f"fp32 matmul peak at {args.threads} threads: {peak:.1f} GFLOP/s")
+        print(f"FunASR: {'via ' + fpy if fpy else 'not available (skipped)'}\n")
+
+        sets: list[tuple[str, list[str]]] = []
+        rav = Path(args.ravdess)
+        if rav.is_dir():
+            files = sorted(str(f) for f in rav.rglob("*.flac"))
+            if args.ravdess_limit:
+                files = files[:: max(1, len(files) // args.ravdess_limit)][: args.ravdess_limit]
+            sets.append((f"RAVDESS ({len(files)} clips)", files))
+        for length in [float(x) for x in args.lengths.split(",")]:
+            count = max(1, int(args.seconds_per_length // length))
+            files = []
+            for i in range(count):
+                path = tmp / f"synth_{length:g}s_{i}.wav"
+                synth(path, length, i)
+                files.append(str(path))
+            sets.append((f"{length:g} s x {count}", files))
+
+        header = f"{'set':<22} {'system':<16} {'RTF':>7} {'clips/s':>8} {'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7} {'vs FunASR':>9}"
+        print(header)
+        print("-" * len(header))
+        int8_fidelity = None
+        for name, files in sets:
+            durations = [sf.info(f).frames / 16000 for f in files]
+            audio = sum(durations)
+            flops = sum(encoder_flops(config, int(d * 16000)) for d in durations)
+            systems = [("ours-batched", {})]
+            if not args.skip_single:
+                systems.append(("ours-single", {}))
+            if name.startswith("RAVDESS"):
+                systems.append(("ours-int8", {}))
+            if max(durations) > 60:
+                systems.append(("ours-window30", {"window": 30.0}))
+            if fpy:
+                systems.append(("funasr", {}))
+            results = {}
+            for mode, extra in systems:
+                worker_mode = "ours-batched" if mode == "ours-window30" else mode
+                py = fpy if mode == "funasr" else sys.executable
+                res = run_worker(py, worker_mode, model_dir, files, tmp, args, **extra)
+                if res is not None:
+                    results[mode] = res
+            ref = results.get("funasr")
+            for mode, res in results.items():
+                rtf = res["wall"] / audio
+                gflops = flops / res["wall"] / 1e9
+                ratio = f"{ref['wall'] / res['wall']:.2f}x" if ref else "-"
+                print(
+                    f"{name:<22} {mode:<16} {rtf:7.3f} {len(files) / res['wall']:8.2f} "
+                    f"{gflops:8.1f} {100 * gflops / peak:5.0f}% {res['rss_mb']:7.0f} {ratio:>9}"
+                )
+            if "ours-single" in results:
+                diff = np.abs(results["ours-batched"]["emb"] - results["ours-single"]["emb"]).max()
+                print(f"{'':<22} batched vs one-at-a-time: max abs diff {diff:.2e}")
+            if ref is not None:
+                diff = np.abs(results["ours-batched"]["emb"] - ref["emb"]).max()
+                print(f"{'':<22} batched vs FunASR: max abs diff {diff:.2e}")
+            if "ours-int8" in results:
+                int8_fidelity = fidelity(model_dir, results["ours-batched"]["emb"], results["ours-int8"]["emb"])
+            print()
+
+        if int8_fidelity:
+            print(
+                "int8 vs exact on RAVDESS: utterance-embedding cosine min {min:.4f} / mean {mean:.4f}; "
+                "same top emotion on {agree:.1%} of clips".format(**int8_fidelity)
+            )
+
+        # memory on a long recording
+        long_path = tmp / "long.wav"
+        synth(long_path, args.long_seconds, 99)
+        res = run_worker(sys.executable, "ours-batched", model_dir, [str(long_path)], tmp, args)
+        if res:
+            print(
+                f"{args.long_seconds / 60:g}-minute recording, exact whole-file: {res['wall']:.1f} s "
+                f"(RTF {res['wall'] / args.long_seconds:.3f}), peak RSS {res['rss_mb']:.0f} MB"
+            )
+        res = run_worker(sys.executable, "ours-batched", model_dir, [str(long_path)], tmp, args, window=30.0)
+        if res:
+            print(
+                f"{args.long_seconds / 60:g}-minute recording, 30 s windows: {res['wall']:.1f} s "
+                f"(RTF {res['wall'] / args.long_seconds:.3f}), peak RSS {res['rss_mb']:.0f} MB"
+            )
+
+        # whole-process time to the first prediction
+        one = sets[0][1][0]
+        ours = whole_process(
+            [sys.executable, "-m", "emotion2vec.cli", "predict", one, "--model", str(model_dir), "--quiet", "--threads", str(args.threads)],
+            ROOT,
+        )
+        line = f"time to first prediction (import + load + predict): ours {ours:.2f} s"
+        if fpy:
+            code = (
+                "import logging; from funasr import AutoModel; logging.disable(logging.WARNING); "
+                f"m = AutoModel(model={str(model_dir)!r}, disable_update=True, device='cpu', log_level='ERROR'); "
+                f"print(m.generate({one!r}, extract_embedding=False)[0]['labels'][0])"
+            )
+            theirs = whole_process([fpy, "-c", code], ROOT)
+            if theirs and ours:
+                line += f", FunASR {theirs:.2f} s ({theirs / ours:.1f}x)"
+        print(line)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fidelity(model_dir: Path, exact: np.ndarray, approx: np.ndarray) -> dict:
+    import torch
+
+    from emotion2vec import load_model
+
+    model = load_model(model_dir)
+    cos = (exact * approx).sum(1) / (np.linalg.norm(exact, axis=1) * np.linalg.norm(approx, axis=1))
+    with torch.inference_mode():
+        top_exact = model.head(torch.from_numpy(exact)).argmax(1)
+        top_approx = model.head(torch.from_numpy(approx)).argmax(1)
+    return {"min": float(cos.min()), "mean": float(cos.mean()), "agree": float((top_exact == top_approx).float().mean())}
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

@@ -87,6 +87,7 @@ class AlibiBias:
             self.key_padding_mask = torch.cat([extra, key_padding_mask], dim=1)  # (B, E + T)
         self._full: torch.Tensor | None = None
         self._distances: dict[tuple[int, int], torch.Tensor] = {}
+        self._buffer: torch.Tensor | None = None
 
     def _distance(self, start: int, end: int) -> torch.Tensor:
         """-|pos_i - pos_j| for query rows [start, end): (B or 1, end - start, E + T), 0 for extra tokens."""
@@ -103,9 +104,26 @@ class AlibiBias:
         if self._full is not None:
             return self._full[:, :, start:end]
         distance = self._distance(start, end).unsqueeze(1)
-        bias = distance * self.coef.view(1, -1, 1, 1)
+        coef = self.coef.view(1, -1, 1, 1)
+        if torch.is_grad_enabled() and coef.requires_grad:
+            bias = distance * coef
+            if self.key_padding_mask is not None:
+                bias = bias.masked_fill(self.key_padding_mask[:, None, None, :], float("-inf"))
+            return bias
+        # Inference: each row block is consumed before the next is asked for, so one buffer
+        # serves them all (fresh 100 MB allocations cost more in page faults than the product).
+        rows = (
+            distance.shape[0] if self.key_padding_mask is None else self.key_padding_mask.shape[0]
+        )
+        shape = (rows, coef.shape[1], end - start, self.length)
+        size = shape[0] * shape[1] * shape[2] * shape[3]
+        if self._buffer is None or self._buffer.numel() < size:
+            self._buffer = torch.empty(size, dtype=torch.float32, device=distance.device)
+        bias = torch.mul(
+            distance.expand(rows, -1, -1, -1), coef, out=self._buffer[:size].view(shape)
+        )
         if self.key_padding_mask is not None:
-            bias = bias.masked_fill(self.key_padding_mask[:, None, None, :], float("-inf"))
+            bias.masked_fill_(self.key_padding_mask[:, None, None, :], float("-inf"))
         return bias
 
     def full(self) -> torch.Tensor:
@@ -113,4 +131,5 @@ class AlibiBias:
         if self._full is None:
             self._full = self.rows(0, self.length)
             self._distances.clear()
+            self._buffer = None  # the full bias keeps the buffer's storage alive
         return self._full

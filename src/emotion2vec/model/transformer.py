@@ -9,8 +9,8 @@ from torch import nn
 from .positional import AlibiBias
 
 #: Above this many attention-score elements (B x H x T x T), attention runs in blocks of query rows
-#: so that memory stays bounded for long recordings (2**25 floats = 128 MB).
-MAX_SCORE_ELEMENTS = 2**25
+#: so that memory stays bounded for long recordings (2**26 floats = 256 MB).
+MAX_SCORE_ELEMENTS = 2**26
 
 
 class SelfAttention(nn.Module):

@@ -76,7 +76,8 @@ class Emotion2vecEncoder(nn.Module):
             self.alibi_scale.fill_(1.0)
             # official: init_extra_token_zero -> token 0 zeros, others N(0, 1)
             nn.init.normal_(self.extra_tokens)
-            self.extra_tokens[0].zero_()
+            if self.extra_tokens.shape[0]:
+                self.extra_tokens[0].zero_()
 
     def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
         """(B,) samples -> (B,) frames."""

@@ -20,13 +20,25 @@ class ConvLayer(nn.Module):
         super().__init__()
         self.conv = nn.Conv1d(in_channels, out_channels, kernel, stride=stride, bias=False)
         self.norm = nn.LayerNorm(out_channels, eps=eps)
+        self.as_linear: nn.Module | None = None
+
+    def use_linear(self) -> None:
+        """Run the convolution as one ``nn.Linear`` over unfolded windows from now on, so that
+        module-level tools (dynamic int8 quantisation) apply to it. Inference only."""
+        out_ch, in_ch, kernel = self.conv.weight.shape
+        linear = nn.Linear(in_ch * kernel, out_ch, bias=False)
+        with torch.no_grad():
+            linear.weight.copy_(self.conv.weight.reshape(out_ch, in_ch * kernel))
+        self.as_linear = linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(L, C_in) -> (L', C_out) with L' = (L - kernel) // stride + 1."""
         kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
         length = (x.shape[0] - kernel) // stride + 1
         weight = self.conv.weight.to(x.dtype)  # (out, in, k)
-        if self.conv.in_channels == 1:
+        if self.as_linear is not None:
+            y = self.as_linear(x.unfold(0, kernel, stride).reshape(length, -1))
+        elif self.conv.in_channels == 1:
             # the waveform layer: explicit windows, one small product
             y = x[:, 0].unfold(0, kernel, stride) @ weight[:, 0, :].t()
         else:

@@ -1,0 +1,316 @@
+"""Unlabeled audio for pre-training: file index, per-epoch batch plans, background decoding.
+
+* :func:`build_index` reads every file's length from its header (no decoding); unreadable files
+  are logged and left out, never fatal. A run stores its index (``RUN_DIR/data_index.tsv``) so a
+  resumed run sees exactly the same files.
+* :class:`EpochPlan` groups files of similar length into micro-batches of at most
+  ``max_tokens`` padded samples (fairseq's ``batch_by_size`` on lengths capped at
+  ``max_samples``), in a new random order every epoch. Micro-batches are numbered globally
+  across epochs: micro-batch ``g`` is batch ``g % n`` of epoch ``g // n``. A training run's data
+  position is one integer, the next ``g``.
+* :class:`AudioBatches` turns a micro-batch number into waveforms: decode, normalise the whole
+  file (as fairseq does, before cropping), crop at a random offset (to ``max_samples``, and with
+  ``crop_to_shortest`` to the batch's shortest), pad. Every random choice derives from
+  (seed, epoch, file), so micro-batch ``g`` is the same whichever process loads it, in which
+  thread, and after any resume. Decoding runs in background threads ahead of training.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio import SAMPLE_RATE, audio_info, load_audio, normalize_waveform
+from ..errors import AudioError, DataError
+from ..jobs import atomic_write
+from ..sources import collect_sources
+from .config import DataConfig
+
+log = logging.getLogger("emotion2vec.pretrain")
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    """One usable audio file."""
+
+    path: str
+    """Absolute path."""
+    samples: int
+    """Length at 16 kHz, from the header."""
+
+
+@dataclass
+class DataIndex:
+    """The files of a run and what was left out."""
+
+    files: list[IndexedFile]
+    """Usable files, in input order."""
+    skipped: list[tuple[str, str]]
+    """(path, reason) of unreadable files."""
+    too_short: int = 0
+    """Files shorter than ``min_samples``."""
+
+    @property
+    def hours(self) -> float:
+        """Total audio of the usable files."""
+        return sum(f.samples for f in self.files) / SAMPLE_RATE / 3600
+
+
+def build_index(inputs: Sequence[str | Path], *, min_samples: int, workers: int = 4) -> DataIndex:
+    """Lengths of the audio files under ``inputs`` (directories, files, manifests).
+
+    Unreadable files (missing, empty, not audio) are logged and skipped; files shorter than
+    ``min_samples`` are counted and skipped. Raises DataError when no file is usable.
+    """
+    if not inputs:
+        raise DataError("no pre-training data: pass --data DIR|MANIFEST (one or more)")
+    sources = collect_sources([str(p) for p in inputs])
+
+    def probe(path: Path) -> tuple[int, str | None]:
+        try:
+            return audio_info(path).num_samples(SAMPLE_RATE), None
+        except AudioError as exc:
+            return 0, exc.reason
+        except Exception as exc:  # noqa: BLE001 - one bad header must not end the run
+            return 0, f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        probed = list(pool.map(probe, [s.path for s in sources]))
+    files, skipped, short = [], [], 0
+    for source, (samples, reason) in zip(sources, probed, strict=True):
+        if reason is not None:
+            log.warning("skipping unreadable audio %s: %s", source.path, reason)
+            skipped.append((str(source.path), reason))
+        elif samples < min_samples:
+            short += 1
+        else:
+            files.append(IndexedFile(str(source.path), int(samples)))
+    if not files:
+        raise DataError(
+            f"no usable audio in {', '.join(map(str, inputs))}: {len(skipped)} unreadable, "
+            f"{short} shorter than min_samples={min_samples} ({min_samples / SAMPLE_RATE:.2f} s); "
+            "lower --min-samples or check the paths"
+        )
+    return DataIndex(files, skipped, short)
+
+
+def save_index(path: Path, index: DataIndex) -> None:
+    """Write the usable files as ``path<TAB>samples`` lines with a header (atomically)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+            w.writerow(["path", "samples"])
+            for item in index.files:
+                w.writerow([item.path, item.samples])
+
+    atomic_write(Path(path), write)
+
+
+def load_index(path: Path) -> DataIndex:
+    """Read a file written by :func:`save_index`."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the run's data index ({exc})") from None
+    if not rows or rows[0] != ["path", "samples"]:
+        raise DataError(f"{path}: not a data index (expected a 'path<TAB>samples' header)")
+    try:
+        files = [IndexedFile(p, int(n)) for p, n in rows[1:]]
+    except ValueError as exc:
+        raise DataError(f"{path}: malformed data index ({exc})") from None
+    return DataIndex(files, [])
+
+
+def _rng(*keys: int) -> np.random.Generator:
+    return np.random.default_rng([int(k) for k in keys])
+
+
+class EpochPlan:
+    """Micro-batches of file ids per epoch, reshuffled every epoch, numbered across epochs."""
+
+    def __init__(self, lengths: Sequence[int], config: DataConfig, seed: int):
+        self.sizes = np.minimum(np.asarray(lengths, dtype=np.int64), config.max_samples)
+        self.config = config
+        self.seed = seed
+        self._cache: dict[int, list[list[int]]] = {}
+        self._lock = threading.Lock()
+        self.batches_per_epoch = len(self.epoch(0))
+
+    def _group(self, order: np.ndarray) -> list[list[int]]:
+        cap = self.config.max_batch_size
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order.tolist():
+            longest = max(int(self.sizes[current[-1]]), int(self.sizes[i])) if current else 0
+            full = cap is not None and len(current) >= cap
+            if current and (longest * (len(current) + 1) > self.config.max_tokens or full):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        """The micro-batches of ``epoch`` (file ids), in training order."""
+        with self._lock:
+            if epoch not in self._cache:
+                rng = _rng(self.seed, epoch, 0)
+                order = np.lexsort((rng.random(len(self.sizes)), self.sizes))
+                batches = self._group(order)
+                perm = rng.permutation(len(batches))
+                if len(self._cache) > 2:
+                    self._cache.pop(min(self._cache))
+                self._cache[epoch] = [batches[j] for j in perm]
+            return self._cache[epoch]
+
+    def locate(self, index: int) -> tuple[int, list[int]]:
+        """Global micro-batch number -> (epoch, file ids)."""
+        epoch, pos = divmod(int(index), self.batches_per_epoch)
+        return epoch, self.epoch(epoch)[pos]
+
+
+@dataclass
+class Batch:
+    """One micro-batch of waveforms."""
+
+    index: int
+    """Global micro-batch number (also the key of its random seed)."""
+    waves: torch.Tensor
+    """(B, N) float32, normalised, zero-padded."""
+    lengths: torch.Tensor
+    """(B,) valid samples per row."""
+    files: list[int]
+    """Ids (index positions) of the files in the batch."""
+    mask: torch.Tensor | None = None
+    """(B * clone_batch, T) precomputed student mask, True = masked (or None)."""
+    weight: float = 1.0
+    """0 for a placeholder whose files all failed to decode: it runs (every process must step
+    together) but contributes nothing."""
+
+    @property
+    def audio_seconds(self) -> float:
+        """Valid audio in the batch, in seconds (0 for a placeholder)."""
+        return float(self.lengths.sum()) / SAMPLE_RATE * self.weight
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The batch with its tensors on ``device``."""
+        return replace(
+            self,
+            waves=self.waves.to(device, non_blocking=True),
+            lengths=self.lengths.to(device),
+            mask=None if self.mask is None else self.mask.to(device),
+        )
+
+
+class AudioBatches:
+    """Loads micro-batches by global number; ``iterate`` decodes ahead in background threads.
+
+    ``transform`` (e.g. mask precomputation) runs on each batch in the worker thread.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[IndexedFile],
+        config: DataConfig,
+        *,
+        seed: int,
+        normalize: bool = True,
+        transform: Callable[[Batch], Batch] | None = None,
+    ):
+        if not files:
+            raise DataError("no audio files to train on")
+        self.files = list(files)
+        self.config = config
+        self.seed = seed
+        self.normalize = normalize
+        self.transform = transform
+        self.plan = EpochPlan([f.samples for f in self.files], config, seed)
+        self._failed: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Micro-batches in one pass over the data."""
+        return self.plan.batches_per_epoch
+
+    def epoch_of(self, index: int) -> float:
+        """Fractional epoch of micro-batch ``index``."""
+        return index / self.batches_per_epoch
+
+    def _decode(self, file_id: int) -> np.ndarray | None:
+        with self._lock:
+            if file_id in self._failed:
+                return None
+        path = self.files[file_id].path
+        try:
+            wave = load_audio(path)
+        except Exception as exc:  # noqa: BLE001 - a bad file is skipped, never fatal
+            reason = exc.reason if isinstance(exc, AudioError) else f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                first = file_id not in self._failed
+                self._failed[file_id] = reason
+            if first:
+                log.warning("skipping audio that failed to decode: %s: %s", path, reason)
+            return None
+        if self.normalize:
+            wave = normalize_waveform(torch.from_numpy(wave)).numpy()
+        return wave
+
+    def load(self, index: int) -> Batch:
+        """Micro-batch number ``index`` (deterministic)."""
+        epoch, ids = self.plan.locate(index)
+        decoded = [(i, w) for i in ids if (w := self._decode(i)) is not None]
+        if not decoded:
+            n = self.config.min_samples
+            batch = Batch(index, torch.zeros(1, n), torch.tensor([n]), [], weight=0.0)
+        else:
+            cap = self.config.max_samples
+            lengths = [min(len(w), cap) for _, w in decoded]
+            if self.config.crop_to_shortest:
+                lengths = [min(lengths)] * len(lengths)
+            waves = torch.zeros(len(decoded), max(lengths))
+            for row, ((file_id, wave), n) in enumerate(zip(decoded, lengths, strict=True)):
+                start = int(_rng(self.seed, epoch, file_id, 1).integers(0, len(wave) - n + 1))
+                waves[row, :n] = torch.from_numpy(wave[start : start + n])
+            batch = Batch(index, waves, torch.tensor(lengths), [i for i, _ in decoded])
+        return self.transform(batch) if self.transform is not None else batch
+
+    def iterate(self, indices: Iterable[int]) -> Iterator[Batch]:
+        """Batches for ``indices`` (possibly endless), in order, up to ``prefetch`` decoded ahead."""
+        source = iter(indices)
+        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="e2v-data") as pool:
+            pending: deque = deque()
+
+            def submit() -> None:
+                index = next(source, None)
+                if index is not None:
+                    pending.append(pool.submit(self.load, index))
+
+            for _ in range(self.config.prefetch):
+                submit()
+            try:
+                while pending:
+                    future = pending.popleft()
+                    submit()
+                    yield future.result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    @property
+    def failed(self) -> dict[int, str]:
+        """Files that failed to decode so far (id -> reason)."""
+        with self._lock:
+            return dict(self._failed)

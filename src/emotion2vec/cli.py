@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         "source", help="official .pt file, official model folder, published name or our folder"
     )
     p.add_argument("output_dir", help="folder to write model.safetensors and config.json into")
+
+    from .evaluate import cli as evaluate_cli
+    from .pretrain import cli as pretrain_cli
+
+    pretrain_cli.add_parser(sub)
+    evaluate_cli.add_parsers(sub)
     return parser
 
 
@@ -133,6 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .errors import Emotion2vecError
 
+    if args.command == "pretrain":
+        from .pretrain import cli as pretrain_cli
+
+        return pretrain_cli.run(args)
+    if args.command in ("probe", "plot"):
+        from .evaluate import cli as evaluate_cli
+
+        return evaluate_cli.run(args)
     try:
         if args.command == "convert":
             from .checkpoints import load_model

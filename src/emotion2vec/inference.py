@@ -215,12 +215,11 @@ def quantize_int8(model: Emotion2vecModel) -> Emotion2vecModel:
     """A CPU copy of ``model`` whose linear layers and 512-channel convolutions run as dynamic
     int8 (int8 weights, activations quantised on the fly). Approximate: the README reports its
     fidelity against the exact path."""
+    import copy
     import warnings
 
     from torch import nn
     from torch.ao.quantization import quantize_dynamic
-
-    import copy
 
     model = copy.deepcopy(model).to("cpu").eval()
     for layer in model.encoder.feature_extractor.layers:

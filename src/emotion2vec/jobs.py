@@ -17,8 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -30,9 +28,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .atomic import save_npy, write_text
 from .audio import SAMPLE_RATE, audio_info, load_audio
 from .errors import AudioError, DataError, Emotion2vecError
-from .inference import Prediction, encode, layer_indices, scores_from_logits
+from .inference import Prediction, encode, layer_indices, plan_batches, scores_from_logits
 from .model import Emotion2vecModel
 from .sources import AudioSource
 
@@ -76,40 +75,6 @@ class JobSummary:
         for failure in self.failures:
             lines.append(f"  FAILED {failure.path}: {failure.reason}")
         return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic writes
-# --------------------------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder and rename it into place, so
-    readers (and a resumed run) never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """Atomically write one ``.npy`` file."""
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-
-    atomic_write(path, write)
-
-
-def write_text(path: Path, text: str) -> None:
-    """Atomically write a text file."""
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,7 +307,7 @@ def run_model(
                     segments.append((row, w_idx, wave[w.start : w.end]))
             outputs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
             lengths = [len(seg) for _, _, seg in segments]
-            for batch in _budget_batches(lengths, budget):
+            for batch in plan_batches(lengths, budget):
                 frames, pooled, logits = encode(
                     model, [segments[j][2] for j in batch], layers=layers
                 )
@@ -367,20 +332,6 @@ def run_model(
                 )
     finally:
         bar.close()
-
-
-def _budget_batches(lengths: list[int], budget: int) -> list[list[int]]:
-    order = sorted(range(len(lengths)), key=lambda j: lengths[j], reverse=True)
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for j in order:
-        if current and lengths[current[0]] * (len(current) + 1) > budget:
-            batches.append(current)
-            current = []
-        current.append(j)
-    if current:
-        batches.append(current)
-    return batches
 
 
 def _assemble(source, num_samples, windows, outputs, row, keep_frames) -> FileResult:

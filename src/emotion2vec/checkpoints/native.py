@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..atomic import atomic_write
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError
 from ..model import Emotion2vecModel
@@ -20,31 +19,20 @@ CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_pretrained(model: Emotion2vecModel, directory: str | Path) -> Path:
     """Write weights and config into ``directory`` (created if needed); each file atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": "emotion2vec", "format_version": str(FORMAT_VERSION)}
-    _atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata=meta))
     doc = {
         "format": "emotion2vec",
         "format_version": FORMAT_VERSION,
         "model": model.config.to_dict(),
     }
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return directory
 
 

@@ -55,9 +55,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from emotion2vec.atomic import save_npy, write_text
 from emotion2vec.audio import SAMPLE_RATE, load_audio
 from emotion2vec.errors import AudioError, DataError, Emotion2vecError
-from emotion2vec.jobs import run_model, save_npy, write_text
+from emotion2vec.jobs import run_model
 from emotion2vec.model import Emotion2vecModel
 from emotion2vec.sources import AudioSource
 

@@ -21,12 +21,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from emotion2vec.atomic import atomic_write
 from emotion2vec.errors import DataError
 
 __all__ = [
@@ -374,20 +374,11 @@ def _json_default(value: Any) -> Any:
 def _atomic_write(
     target: Path, write: Callable[[io.TextIOBase], None], newline: str | None
 ) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
+    def write_file(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+
+    atomic_write(target, write_file, fsync=True)
 
 
 def write_manifest(

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion2vec.atomic import atomic_write
 from emotion2vec.errors import Emotion2vecError
-from emotion2vec.jobs import atomic_write
 
 __all__ = [
     "AROUSAL_GROUPS",

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from emotion2vec.atomic import atomic_write, write_text
 from emotion2vec.evaluate.probe import ProbeResult
-from emotion2vec.jobs import atomic_write, write_text
 
 __all__ = [
     "RESULTS_FORMAT",

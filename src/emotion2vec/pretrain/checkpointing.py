@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
+from ..atomic import write_text
 from ..errors import CheckpointError
-from ..jobs import write_text
 
 CHECKPOINTS = "checkpoints"
 LAST = "last"

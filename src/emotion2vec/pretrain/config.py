@@ -219,7 +219,7 @@ class PretrainConfig:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON (atomically)."""
-        from ..jobs import write_text
+        from ..atomic import write_text
 
         write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..audio import SAMPLE_RATE, audio_info, load_audio, normalize_waveform
 from ..errors import AudioError, DataError
-from ..jobs import atomic_write
 from ..sources import collect_sources
 from .config import DataConfig
 

@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text
 from ..errors import ConfigError
-from ..jobs import write_text
 
 METRICS_NAME = "metrics.jsonl"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import ConfigError
-from ..jobs import atomic_write
 from .metrics import read_metrics
 
 PLOT_NAME = "loss.png"

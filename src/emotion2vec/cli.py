@@ -100,9 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output_dir", help="folder to write model.safetensors and config.json into")
 
     from .evaluate import cli as evaluate_cli
+    from .export import cli as export_cli
+    from .finetune import cli as finetune_cli
     from .pretrain import cli as pretrain_cli
 
     pretrain_cli.add_parser(sub)
+    finetune_cli.add_parser(sub)
+    export_cli.add_parser(sub)
     evaluate_cli.add_parsers(sub)
     return parser
 
@@ -143,6 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .pretrain import cli as pretrain_cli
 
         return pretrain_cli.run(args)
+    if args.command == "finetune":
+        from .finetune import cli as finetune_cli
+
+        return finetune_cli.run(args)
+    if args.command == "export-onnx":
+        from .export import cli as export_cli
+
+        return export_cli.run(args)
     if args.command in ("probe", "plot"):
         from .evaluate import cli as evaluate_cli
 

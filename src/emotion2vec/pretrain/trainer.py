@@ -246,7 +246,11 @@ class Trainer:
                 find_unused_parameters=find_unused_parameters,
                 **no_sync,
             )
-        self.optimizer = build_optimizer(objective.module, optim)
+        # an objective may build its own optimizer (fine-tuning: per-layer groups with lr_scale)
+        custom = getattr(objective, "build_optimizer", None)
+        self.optimizer = (
+            custom(optim) if custom is not None else build_optimizer(objective.module, optim)
+        )
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.step = 0

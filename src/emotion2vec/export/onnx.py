@@ -1,0 +1,309 @@
+"""ONNX export: an export-friendly forward pass over the model's own parameters.
+
+The inference path (:mod:`emotion2vec.inference`) has Python loops whose trip counts depend on
+the input length (conv-stack chunks, attention row blocks) and branches on the data (a batch
+without padding skips the mask). A traced export would freeze those for the example input, so
+:class:`OnnxForward` re-states the forward pass with tensor operations only:
+
+* waveform normalisation per row over the valid samples (zero mean, unit biased variance,
+  ``eps`` 1e-5, as :func:`emotion2vec.audio.normalize_batch`), padding set to zero;
+* the conv stack with ``F.conv1d`` (no chunking), LayerNorm over channels, GELU;
+* projection, the positional conv with padded frames zeroed before every layer;
+* the ALiBi bias built from the frame count with tensor ops, ``-inf`` at padded keys;
+* every block with plain attention (explicit softmax), post-LN, FFN;
+* the mean over valid frames and, with a head, the softmax over the labels (labels named
+  ``unuse...`` excluded, as :func:`emotion2vec.inference.scores_from_logits`).
+
+It holds a reference to the model, never a copy of a weight, so what is exported is exactly the
+model's parameters. :func:`export_onnx` writes the graph with dynamic batch and time axes.
+
+Boundary of the exported graph:
+
+* inputs ``waveform`` (B, N) float32, 16 kHz mono, *not* normalised, zero-padded on the right;
+  ``lengths`` (B,) int64, valid samples per row (each >= 400, the receptive field);
+* outputs ``frames`` (B, T, D) last-block frame features (zero beyond each row's frame count),
+  ``frame_lengths`` (B,) int64, ``embedding`` (B, D) mean of the valid frames and, when the model
+  has an emotion head, ``scores`` (B, C) probabilities in the order of the ``labels`` metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..audio import NORM_EPS
+from ..errors import ConfigError, Emotion2vecError
+from ..model import Emotion2vecModel
+
+#: Default ONNX opset (LayerNormalization is native from 17 on).
+DEFAULT_OPSET = 17
+INPUT_NAMES = ("waveform", "lengths")
+
+
+class OnnxForward(nn.Module):
+    """The model's inference forward pass without length-dependent Python control flow.
+
+    ``forward(waveform (B, N) float32, lengths (B,) int64)`` returns ``(frames (B, T, D),
+    frame_lengths (B,), embedding (B, D))`` plus ``scores (B, C)`` when the model has a head.
+    Shares every parameter with ``model`` (no copies); call in eval mode.
+    """
+
+    def __init__(self, model: Emotion2vecModel):
+        super().__init__()
+        self.model = model
+        labels = model.labels
+        self.keep = [i for i, name in enumerate(labels) if not name.startswith("unuse")]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Labels of the ``scores`` output, in order (empty without a head)."""
+        return tuple(self.model.labels[i] for i in self.keep)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Names of the outputs, in order."""
+        names = ("frames", "frame_lengths", "embedding")
+        return names + ("scores",) if self.model.head is not None else names
+
+    # -------------------------------------------------------------- pieces
+
+    def _normalise(self, waves: torch.Tensor, valid: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        x = waves * valid
+        mean = x.sum(dim=1, keepdim=True) / n
+        centred = (x - mean) * valid
+        var = (centred * centred).sum(dim=1, keepdim=True) / n
+        return centred / torch.sqrt(var + NORM_EPS)
+
+    def _conv_stack(self, waves: torch.Tensor) -> torch.Tensor:
+        x = waves.unsqueeze(1)  # (B, 1, N)
+        for layer in self.model.encoder.feature_extractor.layers:
+            x = F.conv1d(x, layer.conv.weight, stride=layer.conv.stride)
+            x = F.layer_norm(
+                x.transpose(1, 2), layer.norm.normalized_shape, layer.norm.weight, layer.norm.bias,
+                layer.norm.eps,
+            )  # fmt: skip
+            x = F.gelu(x).transpose(1, 2)
+        return x.transpose(1, 2)  # (B, T, C)
+
+    def _frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        out = lengths
+        for _, kernel, stride in self.model.encoder.feature_extractor.spec:
+            # the clamp keeps the division on non-negative values (truncation = floor in ONNX)
+            out = torch.where(
+                out >= kernel, (out - kernel).clamp_min(0) // stride + 1, torch.zeros_like(out)
+            )
+        return out
+
+    def _positional(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        pos = self.model.encoder.positional_conv
+        keep = (~padding).unsqueeze(1).to(x.dtype)  # (B, 1, T)
+        dim = (self.model.config.encoder.embed_dim,)  # static: a traced shape would not export
+        h = x.transpose(1, 2)
+        for conv in pos.convs:
+            h = conv(h * keep)
+            h = F.gelu(F.layer_norm(h.transpose(1, 2), dim, eps=pos.eps)).transpose(1, 2)
+        return h.transpose(1, 2)
+
+    def _alibi(self, num_frames: torch.Tensor, key_padding: torch.Tensor) -> torch.Tensor:
+        """(B, H, E + T, E + T) bias: -coef_h |i - j| between frames, 0 to and from the extra
+        tokens, -inf at padded keys."""
+        enc = self.model.encoder
+        n_extra = enc.extra_tokens.shape[0]
+        pos = torch.arange(num_frames, device=key_padding.device).to(torch.float32)
+        distance = -(pos.unsqueeze(1) - pos.unsqueeze(0)).abs()
+        distance = F.pad(distance, (n_extra, 0, n_extra, 0))
+        coef = enc.alibi_slopes.float() * enc.alibi_scale.float().clamp_min(0)
+        bias = distance.unsqueeze(0).unsqueeze(0) * coef.view(1, -1, 1, 1)
+        keys = F.pad(key_padding, (n_extra, 0), value=False)  # (B, E + T)
+        return bias.masked_fill(keys[:, None, None, :], float("-inf"))
+
+    @staticmethod
+    def _block(blk, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        attn = blk.attn
+        heads = attn.num_heads
+        dim = x.shape[-1]
+        head_dim = dim // heads
+        qkv = attn.qkv(x).reshape(x.shape[0], -1, 3, heads, head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, Dh)
+        scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(head_dim)) + bias
+        out = torch.matmul(torch.softmax(scores, dim=-1), v)
+        out = out.transpose(1, 2).reshape(x.shape[0], -1, dim)
+        x = blk.norm1(x + attn.proj(out))
+        return blk.norm2(x + blk.mlp(x))
+
+    # -------------------------------------------------------------- forward
+
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor):
+        """waveform: (B, N) float32 16 kHz, not normalised, zero-padded; lengths: (B,) int64."""
+        model, enc = self.model, self.model.encoder
+        lengths = lengths.to(torch.int64)
+        sample_index = torch.arange(waveform.shape[1], device=waveform.device)
+        valid = (sample_index.unsqueeze(0) < lengths.unsqueeze(1)).to(waveform.dtype)
+        waves = waveform * valid
+        if model.config.normalize_waveform:
+            waves = self._normalise(waves, valid, lengths.to(waveform.dtype).unsqueeze(1))
+
+        x = enc.feature_projection(self._conv_stack(waves))  # (B, T, D)
+        frame_lengths = self._frame_lengths(lengths)
+        frame_index = torch.arange(x.shape[1], device=x.device)
+        padding = frame_index.unsqueeze(0) >= frame_lengths.unsqueeze(1)  # (B, T) True = pad
+        x = x + self._positional(x, padding)
+
+        bias = self._alibi(x.shape[1], padding)
+        n_extra = enc.extra_tokens.shape[0]
+        tokens = enc.extra_tokens.unsqueeze(0).expand(x.shape[0], -1, -1).to(x.dtype)
+        x = enc.context_norm(torch.cat([tokens, x], dim=1))
+        for blk in list(enc.context_blocks) + list(enc.blocks):
+            x = self._block(blk, x, bias)
+
+        keep = (~padding).unsqueeze(-1).to(x.dtype)
+        frames = x[:, n_extra:] * keep
+        embedding = frames.sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
+        if model.head is None:
+            return frames, frame_lengths, embedding
+        logits = model.head(embedding)
+        if len(self.keep) != logits.shape[-1]:
+            logits = logits[:, self.keep]
+        return frames, frame_lengths, embedding, torch.softmax(logits.float(), dim=-1)
+
+
+def export_onnx(
+    model: Emotion2vecModel,
+    path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamo: bool = False,
+    example_seconds: tuple[float, ...] = (2.0, 1.3),
+) -> Path:
+    """Write ``model`` as an ONNX graph with dynamic batch and time axes.
+
+    Args:
+        model: any emotion2vec model, on the CPU in fp32 (the graph's weights are its own).
+        path: the ``.onnx`` file to write.
+        opset: ONNX opset (>= 17).
+        dynamo: use the ``torch.export``-based exporter instead of the TorchScript tracer.
+        example_seconds: lengths of the padded example batch the graph is traced with (two
+            different lengths, so the padding path is what gets traced).
+
+    The labels of the ``scores`` output and the I/O convention are stored in the model's
+    metadata (``labels``: JSON list, ``sample_rate``, ``input``). Returns ``path``.
+    """
+    if opset < 17:
+        raise ConfigError(f"opset {opset} is too old: LayerNormalization needs opset >= 17")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = OnnxForward(model).eval()
+    rate = model.config.sample_rate
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([int(s * rate) for s in example_seconds], dtype=torch.int64)
+    waves = torch.randn(len(example_seconds), int(lengths.max()), generator=gen) * 0.1
+    waves = waves * (torch.arange(waves.shape[1]).unsqueeze(0) < lengths.unsqueeze(1))
+    outputs = list(wrapper.output_names)
+    dynamic_axes = {
+        "waveform": {0: "batch", 1: "samples"},
+        "lengths": {0: "batch"},
+        "frames": {0: "batch", 1: "time"},
+        "frame_lengths": {0: "batch"},
+        "embedding": {0: "batch"},
+        "scores": {0: "batch"},
+    }
+    dynamic_axes = {k: v for k, v in dynamic_axes.items() if k in outputs or k in INPUT_NAMES}
+    kwargs = dict(
+        input_names=list(INPUT_NAMES),
+        output_names=outputs,
+        opset_version=opset,
+    )
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic
+        if dynamo:
+            batch = torch.export.Dim("batch", min=1)
+            samples = torch.export.Dim("samples", min=400)
+            torch.onnx.export(
+                wrapper,
+                (waves, lengths),
+                str(path),
+                dynamo=True,
+                dynamic_shapes=({0: batch, 1: samples}, {0: batch}),
+                **kwargs,
+            )
+        else:
+            torch.onnx.export(
+                wrapper,
+                (waves, lengths),
+                str(path),
+                dynamo=False,
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True,
+                **kwargs,
+            )
+    _add_metadata(path, wrapper)
+    return path
+
+
+def _add_metadata(path: Path, wrapper: OnnxForward) -> None:
+    try:
+        import onnx
+    except ImportError:  # metadata is a convenience; the graph is complete without it
+        return
+    proto = onnx.load(str(path))
+    config = wrapper.model.config
+    meta = {
+        "producer": "emotion2vec",
+        "labels": json.dumps(list(wrapper.labels)),
+        "sample_rate": str(config.sample_rate),
+        "input": "waveform (B, N) float32 16 kHz mono, not normalised, zero-padded; "
+        "lengths (B,) int64 valid samples (>= 400)",
+        "model_config": json.dumps(config.to_dict()),
+    }
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+
+
+def check_onnx(
+    model: Emotion2vecModel,
+    path: str | Path,
+    waves: list,
+    *,
+    atol: float = 1e-4,
+) -> float:
+    """Run the ONNX file with onnxruntime on a padded batch of ``waves`` (1-D float32 arrays)
+    and compare every output against PyTorch's inference path; returns the max abs difference
+    and raises Emotion2vecError when it exceeds ``atol``."""
+    import numpy as np
+
+    from ..inference import encode, pad_batch, scores_from_logits
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise Emotion2vecError(
+            "checking the export needs onnxruntime: pip install onnxruntime"
+        ) from None
+    batch, lengths = pad_batch(waves)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"waveform": batch.numpy(), "lengths": lengths.numpy()})
+    frames, pooled, logits = encode(model, waves)
+    worst = 0.0
+    for row, f in enumerate(frames):
+        t = f.shape[1]
+        worst = max(worst, float(np.abs(got[0][row, :t] - f[0].numpy()).max()))
+        if int(got[1][row]) != t:
+            raise Emotion2vecError(f"frame_lengths[{row}] = {int(got[1][row])}, expected {t}")
+    worst = max(worst, float(np.abs(got[2] - pooled[:, 0].numpy()).max()))
+    if logits is not None:
+        preds = scores_from_logits(logits, model.labels)
+        ref = np.array([[p.scores[name] for name in OnnxForward(model).labels] for p in preds])
+        worst = max(worst, float(np.abs(got[3] - ref).max()))
+    if worst > atol:
+        raise Emotion2vecError(f"{path}: ONNX differs from PyTorch by {worst:.3g} > {atol:g}")
+    return worst

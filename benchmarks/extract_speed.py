@@ -52,7 +52,9 @@ def worker(args) -> dict:
         from funasr import AutoModel
 
         logging.disable(logging.WARNING)
-        model = AutoModel(model=args.model_dir, disable_update=True, device="cpu", log_level="ERROR")
+        model = AutoModel(
+            model=args.model_dir, disable_update=True, device="cpu", log_level="ERROR"
+        )
         torch.set_num_threads(args.threads)
         model.generate(files[0], granularity="utterance", extract_embedding=True)  # warm-up
         start = time.perf_counter()
@@ -60,6 +62,28 @@ def worker(args) -> dict:
         for f in files:
             res = model.generate(f, granularity="utterance", extract_embedding=True)
             embs.append(np.asarray(res[0]["feats"], dtype=np.float32))
+        wall = time.perf_counter() - start
+    elif mode == "onnx":
+        import onnxruntime as ort
+
+        from emotion2vec.audio import load_audio
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = args.threads
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(args.onnx, opts, providers=["CPUExecutionProvider"])
+
+        def run_one(path: str) -> np.ndarray:
+            wave = load_audio(path)[None]
+            outs = session.run(
+                ["embedding"],
+                {"waveform": wave, "lengths": np.array([wave.shape[1]], dtype=np.int64)},
+            )
+            return outs[0][0]
+
+        run_one(files[0])  # warm-up
+        start = time.perf_counter()
+        embs = [run_one(f) for f in files]
         wall = time.perf_counter() - start
     else:
         from emotion2vec import load_model
@@ -139,6 +163,8 @@ def run_worker(python: str, mode: str, model_dir: Path, files: list[str], tmp: P
     ]
     if extra.get("window"):
         cmd += ["--window-seconds", str(extra["window"])]
+    if mode == "onnx":
+        cmd += ["--onnx", str(model_dir.parent / "model.onnx")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         print(f"[{mode}] failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -158,7 +184,11 @@ def whole_process(cmd: list[str], cwd: Path) -> float | None:
 
 
 def funasr_python(args) -> str | None:
-    candidates = [args.funasr_python] if args.funasr_python else [sys.executable, str(ROOT.parent / "funasr-venv" / "bin" / "python")]
+    candidates = (
+        [args.funasr_python]
+        if args.funasr_python
+        else [sys.executable, str(ROOT.parent / "funasr-venv" / "bin" / "python")]
+    )
     for py in candidates:
         if py and Path(py).exists():
             ok = subprocess.run([py, "-c", "import funasr"], capture_output=True).returncode == 0
@@ -174,12 +204,16 @@ def synth(path: Path, seconds: float, seed: int) -> None:
     n = int(seconds * 16000)
     t = np.arange(n) / 16000
     env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
-    wave = env * (0.3 * np.sin(2 * np.pi * (140 + 40 * np.sin(t)) * t) + 0.05 * rng.standard_normal(n))
+    wave = env * (
+        0.3 * np.sin(2 * np.pi * (140 + 40 * np.sin(t)) * t) + 0.05 * rng.standard_normal(n)
+    )
     sf.write(path, wave.astype(np.float32), 16000, subtype="PCM_16")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lengths", default="2,5,10,30,120", help="synthetic clip lengths (s)")
     p.add_argument("--seconds-per-length", type=float, default=120.0, help="audio per length")
@@ -196,6 +230,8 @@ def main() -> None:
     p.add_argument("--model-dir", default=None, help=argparse.SUPPRESS)
     p.add_argument("--save", default=None, help=argparse.SUPPRESS)
     p.add_argument("--window-seconds", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--onnx", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--skip-onnx", action="store_true", help="skip the onnxruntime row")
     args = p.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
@@ -215,7 +251,17 @@ def main() -> None:
         torch.manual_seed(0)
         config = preset("emotion2vec_plus_base")
         model_dir = tmp / "model"
-        save_plus_folder(Emotion2vecModel(config), model_dir)
+        model = Emotion2vecModel(config).eval()
+        save_plus_folder(model, model_dir)
+        onnx_ok = False
+        if not args.skip_onnx:
+            try:
+                from emotion2vec.export import export_onnx
+
+                export_onnx(model, tmp / "model.onnx")
+                onnx_ok = True
+            except Exception as exc:  # noqa: BLE001 - onnx is optional
+                print(f"ONNX export skipped: {exc}")
         peak = matmul_peak(args.threads)
         print(f"fp32 matmul peak at {args.threads} threads: {peak:.1f} GFLOP/s")
         print(f"FunASR: {'via ' + fpy if fpy else 'not available (skipped)'}\n")
@@ -249,6 +295,8 @@ def main() -> None:
                 systems.append(("ours-single", {}))
             if name.startswith("RAVDESS"):
                 systems.append(("ours-int8", {}))
+            if onnx_ok and max(durations) <= 60:
+                systems.append(("onnx", {}))
             if max(durations) > 60:
                 systems.append(("ours-window30", {"window": 30.0}))
             if fpy:
@@ -276,7 +324,9 @@ def main() -> None:
                 diff = np.abs(results["ours-batched"]["emb"] - ref["emb"]).max()
                 print(f"{'':<22} batched vs FunASR: max abs diff {diff:.2e}")
             if "ours-int8" in results:
-                int8_fidelity = fidelity(model_dir, results["ours-batched"]["emb"], results["ours-int8"]["emb"])
+                int8_fidelity = fidelity(
+                    model_dir, results["ours-batched"]["emb"], results["ours-int8"]["emb"]
+                )
             print()
 
         if int8_fidelity:
@@ -294,7 +344,9 @@ def main() -> None:
                 f"{args.long_seconds / 60:g}-minute recording, exact whole-file: {res['wall']:.1f} s "
                 f"(RTF {res['wall'] / args.long_seconds:.3f}), peak RSS {res['rss_mb']:.0f} MB"
             )
-        res = run_worker(sys.executable, "ours-batched", model_dir, [str(long_path)], tmp, args, window=30.0)
+        res = run_worker(
+            sys.executable, "ours-batched", model_dir, [str(long_path)], tmp, args, window=30.0
+        )
         if res:
             print(
                 f"{args.long_seconds / 60:g}-minute recording, 30 s windows: {res['wall']:.1f} s "
@@ -304,7 +356,18 @@ def main() -> None:
         # whole-process time to the first prediction
         one = sets[0][1][0]
         ours = whole_process(
-            [sys.executable, "-m", "emotion2vec.cli", "predict", one, "--model", str(model_dir), "--quiet", "--threads", str(args.threads)],
+            [
+                sys.executable,
+                "-m",
+                "emotion2vec.cli",
+                "predict",
+                one,
+                "--model",
+                str(model_dir),
+                "--quiet",
+                "--threads",
+                str(args.threads),
+            ],
             ROOT,
         )
         line = f"time to first prediction (import + load + predict): ours {ours:.2f} s"
@@ -332,7 +395,11 @@ def fidelity(model_dir: Path, exact: np.ndarray, approx: np.ndarray) -> dict:
     with torch.inference_mode():
         top_exact = model.head(torch.from_numpy(exact)).argmax(1)
         top_approx = model.head(torch.from_numpy(approx)).argmax(1)
-    return {"min": float(cos.min()), "mean": float(cos.mean()), "agree": float((top_exact == top_approx).float().mean())}
+    return {
+        "min": float(cos.min()),
+        "mean": float(cos.mean()),
+        "agree": float((top_exact == top_approx).float().mean()),
+    }
 
 
 if __name__ == "__main__":

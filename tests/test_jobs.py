@@ -263,3 +263,35 @@ def test_predict_without_head_is_a_clear_error(tmp_path, capsys):
     code = main(["predict", str(tmp_path / "x.wav"), "--model", str(tmp_path / "m")])
     assert code == 2
     assert "no emotion head" in capsys.readouterr().err
+
+
+def test_model_failure_on_one_input_fails_only_that_input(model, corpus, tmp_path, monkeypatch):
+    import emotion2vec.jobs as jobs
+
+    real = jobs.encode
+    culprit = len(tone(2.5, 44100, seed=2)) * 16000 // 44100  # spk1/b.flac after resampling
+
+    def flaky(m, waves, **kw):
+        if any(abs(len(w) - culprit) <= 1 for w in waves):
+            raise RuntimeError("out of memory (simulated)")
+        return real(m, waves, **kw)
+
+    monkeypatch.setattr(jobs, "encode", flaky)
+    sources = [s for s in collect_sources([corpus]) if s.key in GOOD]
+    summary = extract_files(model, sources, tmp_path / "out", progress=False)
+    assert [Path(f.path).name for f in summary.failures] == ["b.flac"]
+    assert "out of memory" in summary.failures[0].reason
+    assert summary.done == len(GOOD) - 1
+    assert {p.name for p in (tmp_path / "out").rglob("*.npy")} == {"a.npy", "c.npy", "d.npy"}
+
+
+def test_bad_window_options_are_a_usage_error(model, corpus, tmp_path):
+    with pytest.raises(Exception, match="hop"):
+        extract_files(
+            model,
+            collect_sources([corpus]),
+            tmp_path / "out",
+            window_seconds=10,
+            hop_seconds=10,
+            progress=False,
+        )

@@ -268,6 +268,14 @@ def run_model(
     budget = max(int(batch_seconds * SAMPLE_RATE), rf)
     window = int(window_seconds * SAMPLE_RATE) if window_seconds else None
     summary = summary if summary is not None else JobSummary()
+    if window_seconds is not None:  # a bad window/hop is a usage error, not a per-file failure
+        plan_windows(
+            int(3 * window_seconds * SAMPLE_RATE),
+            window_seconds,
+            hop_seconds,
+            stride=stride,
+            receptive_field=rf,
+        )
 
     probed = _probe(sources, todo, workers)
     items = []
@@ -295,31 +303,36 @@ def run_model(
                     on_failure(item.source, err)
                     bar.update(1)
                     continue
-                try:
-                    plans[row] = plan_windows(
-                        len(wave), window_seconds, hop_seconds, stride=stride, receptive_field=rf
-                    )
-                except Emotion2vecError as exc:
-                    on_failure(item.source, str(exc))
-                    bar.update(1)
-                    continue
+                plans[row] = plan_windows(
+                    len(wave), window_seconds, hop_seconds, stride=stride, receptive_field=rf
+                )
                 for w_idx, w in enumerate(plans[row]):
                     segments.append((row, w_idx, wave[w.start : w.end]))
             outputs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
-            lengths = [len(seg) for _, _, seg in segments]
-            for batch in plan_batches(lengths, budget):
-                frames, pooled, logits = encode(
-                    model, [segments[j][2] for j in batch], layers=layers
-                )
-                for r, j in enumerate(batch):
-                    row, w_idx, _ = segments[j]
-                    outputs[(row, w_idx)] = (
-                        frames[r].float().cpu().numpy(),
-                        pooled[r].float().cpu().numpy(),
-                        None if logits is None else logits[r].float().cpu().numpy(),
-                    )
+            broken: dict[int, str] = {}
+            need_frames = keep_frames or any(len(w) > 1 for w in plans.values())
+
+            def run(batch: list[int], segments=segments, outputs=outputs, keep=need_frames) -> None:
+                _encode_segments(model, segments, batch, layers, keep, outputs)
+
+            for batch in plan_batches([len(seg) for _, _, seg in segments], budget):
+                try:
+                    run(batch)
+                except (RuntimeError, ValueError, MemoryError) as exc:
+                    # e.g. out of memory: retry one by one so only the culprit fails
+                    for j in batch if len(batch) > 1 else []:
+                        try:
+                            run([j])
+                        except (RuntimeError, ValueError, MemoryError) as one:
+                            broken[segments[j][0]] = f"model failed: {type(one).__name__}: {one}"
+                    if len(batch) == 1:
+                        broken[segments[batch[0]][0]] = f"model failed: {type(exc).__name__}: {exc}"
             for row, windows in plans.items():
                 item, wave, _ = group[row]
+                if row in broken:
+                    on_failure(item.source, broken[row])
+                    bar.update(1)
+                    continue
                 result = _assemble(item.source, len(wave), windows, outputs, row, keep_frames)
                 on_result(result)
                 summary.audio_seconds += result.duration
@@ -334,10 +347,35 @@ def run_model(
         bar.close()
 
 
+def _encode_segments(model, segments, batch, layers, keep_frames, outputs) -> None:
+    """Encode ``segments[j]`` for j in ``batch`` as one padded batch into ``outputs``:
+    (row, window) -> (frames (L, T, D) or the frame count, embedding (L, D), logits or None)."""
+    frames, pooled, logits = encode(model, [segments[j][2] for j in batch], layers=layers)
+    for r, j in enumerate(batch):
+        row, w_idx, _ = segments[j]
+        outputs[(row, w_idx)] = (
+            frames[r].float().cpu().numpy() if keep_frames else frames[r].shape[1],
+            pooled[r].float().cpu().numpy(),
+            None if logits is None else logits[r].float().cpu().numpy(),
+        )
+
+
 def _assemble(source, num_samples, windows, outputs, row, keep_frames) -> FileResult:
+    if len(windows) == 1:
+        frames, pooled, logits = outputs[(row, 0)]
+        count = frames if isinstance(frames, int) else frames.shape[1]
+        return FileResult(
+            source=source,
+            duration=num_samples / SAMPLE_RATE,
+            windows=windows,
+            frames=[frames] if keep_frames else [],
+            embedding=pooled,  # the model's own mean: identical to a single pass
+            frame_count=count,
+            window_logits=[] if logits is None else [logits],
+        )
     kept, sums, count, win_logits = [], None, 0, []
     for w_idx, w in enumerate(windows):
-        frames, pooled, logits = outputs[(row, w_idx)]
+        frames, _, logits = outputs[(row, w_idx)]
         a, b = w.keep
         part = frames[:, a - w.first_frame : b - w.first_frame]
         if keep_frames:
@@ -347,16 +385,12 @@ def _assemble(source, num_samples, windows, outputs, row, keep_frames) -> FileRe
         count += part.shape[1]
         if logits is not None:
             win_logits.append(logits)
-    if len(windows) == 1:
-        embedding = outputs[(row, 0)][1]  # the model's own mean: identical to a single pass
-    else:
-        embedding = (sums / max(count, 1)).astype(np.float32)
     return FileResult(
         source=source,
         duration=num_samples / SAMPLE_RATE,
         windows=windows,
         frames=kept,
-        embedding=embedding,
+        embedding=(sums / max(count, 1)).astype(np.float32),
         frame_count=count,
         window_logits=win_logits,
     )

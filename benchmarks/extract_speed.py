@@ -37,6 +37,14 @@ DEFAULT_RAVDESS = ROOT.parent / "shared" / "data" / "ravdess_speech" / "audio"
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process. VmHWM is per address space; ru_maxrss would carry the parent's
+    high-water mark across fork + exec on Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -627,3 +627,23 @@ def test_decoder_against_naive(make_model):
             h = y + h if i > 0 else y
         want = h.transpose(1, 2) @ dec.proj.weight.double().T + dec.proj.bias.double()
     assert max_diff(got, want) <= 1e-5
+
+
+def test_alibi_rows_without_distance_cache_equal_cached(monkeypatch):
+    import emotion2vec.model.positional as positional
+
+    slopes = torch.tensor(positional.alibi_slopes(4))
+    scale = torch.tensor([0.7, 0.2, 1.3, 0.9])
+    pad = torch.zeros(2, 20, dtype=torch.bool)
+    pad[1, 15:] = True
+    cached = positional.AlibiBias(slopes, scale, 20, num_extra_tokens=3, key_padding_mask=pad)
+    blocks = [(0, 5), (5, 13), (13, 23)]
+    with torch.no_grad():
+        want = [cached.rows(a, b).clone() for a, b in blocks]
+        assert cached._distances  # small inputs keep their distances
+        monkeypatch.setattr(positional, "MAX_CACHED_DISTANCES", 0)
+        fresh = positional.AlibiBias(slopes, scale, 20, num_extra_tokens=3, key_padding_mask=pad)
+        got = [fresh.rows(a, b).clone() for a, b in blocks]
+        assert not fresh._distances  # long inputs recompute instead of keeping T x T floats
+    for w, g in zip(want, got, strict=True):
+        assert torch.equal(w, g)

@@ -51,6 +51,10 @@ def alibi_slopes(num_heads: int) -> list[float]:
     return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: num_heads - closest]
 
 
+#: Row-block distances are cached across blocks up to this many floats (2**26 = 256 MB).
+MAX_CACHED_DISTANCES = 2**26
+
+
 class AlibiBias:
     """The additive attention bias of one forward pass, built lazily per block of query rows.
 
@@ -58,7 +62,8 @@ class AlibiBias:
     tokens in front, and -inf at padded keys. Short inputs build the whole (B, H, L, L) tensor once
     and every block reuses it. Long inputs would need 1.7 GB for 120 s at 12 heads, so attention
     asks for row blocks instead: the head-independent distances of each block are kept (T x T
-    floats in all) and the per-head bias is one multiplication per block and layer.
+    floats in all) and the per-head bias is one multiplication per block and layer (for very long inputs
+    the distances are recomputed instead of kept).
     """
 
     def __init__(
@@ -90,14 +95,21 @@ class AlibiBias:
         self._buffer: torch.Tensor | None = None
 
     def _distance(self, start: int, end: int) -> torch.Tensor:
-        """-|pos_i - pos_j| for query rows [start, end): (B or 1, end - start, E + T), 0 for extra tokens."""
+        """-|pos_i - pos_j| for query rows [start, end): (B or 1, end - start, E + T), 0 for extra tokens.
+
+        Kept for the next blocks while all of them together stay small (T x T floats: 144 MB at
+        120 s); beyond that (3.6 GB at 10 minutes) they are recomputed, which costs one pass.
+        """
         key = (start, end)
-        if key not in self._distances:
-            e = self.num_extra
-            q_pos = self.positions[:, max(start - e, 0) : max(end - e, 0)]
-            distance = -(q_pos.unsqueeze(-1) - self.positions.unsqueeze(-2)).abs()
-            self._distances[key] = F.pad(distance, (e, 0, min(e, end) - min(e, start), 0))
-        return self._distances[key]
+        if key in self._distances:
+            return self._distances[key]
+        e = self.num_extra
+        q_pos = self.positions[:, max(start - e, 0) : max(end - e, 0)]
+        distance = -(q_pos.unsqueeze(-1) - self.positions.unsqueeze(-2)).abs()
+        distance = F.pad(distance, (e, 0, min(e, end) - min(e, start), 0))
+        if self.positions.shape[0] * self.length * self.length <= MAX_CACHED_DISTANCES:
+            self._distances[key] = distance
+        return distance
 
     def rows(self, start: int, end: int) -> torch.Tensor:
         """Bias for query rows [start, end) of the (E + T) sequence: (B or 1, H, end - start, E + T)."""

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..pretrain.cli import add_config_options, apply_config_options
+
 EXIT_OK, EXIT_TRAINING_FAILED, EXIT_USAGE = 0, 1, 2
 LOGGERS = ("emotion2vec.finetune", "emotion2vec.pretrain")
 
@@ -76,8 +78,7 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
 )
 
 
-def _dest(section: str, name: str) -> str:
-    return f"ft__{section or 'top'}__{name}"
+PREFIX = "ft"  # argparse dests of the config options
 
 
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -88,10 +89,7 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--config", help="JSON file of a FinetuneConfig (options override it)")
     p.add_argument("--no-patience", action="store_true", help="never stop early")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or console log")
-    for flags, section, name, kwargs in _OPTIONS:
-        if "action" not in kwargs and "choices" not in kwargs:
-            kwargs = {"metavar": flags[0].lstrip("-").upper().replace("-", "_"), **kwargs}
-        p.add_argument(*flags, dest=_dest(section, name), default=None, **kwargs)
+    add_config_options(p, _OPTIONS, PREFIX)
     return p
 
 
@@ -119,10 +117,7 @@ def build_config(args: argparse.Namespace):
         config = FinetuneConfig.load(args.config)
     else:
         config = FinetuneConfig()
-    for _, section, name, _ in _OPTIONS:
-        value = getattr(args, _dest(section, name))
-        if value is not None:
-            setattr(getattr(config, section) if section else config, name, value)
+    apply_config_options(args, config, _OPTIONS, PREFIX)
     if args.labels:
         config.labels = tuple(x.strip() for x in args.labels.split(",") if x.strip())
     if args.no_patience:

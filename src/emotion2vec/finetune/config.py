@@ -8,13 +8,11 @@ The optimiser, schedule and run options are the pre-training engine's own
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import ConfigError
-from ..pretrain.config import PRECISIONS, DataConfig, OptimConfig, RunConfig
+from ..pretrain.config import PRECISIONS, DataConfig, JsonConfig, OptimConfig, RunConfig
 
 #: What is trained: the head only, the head + the top N blocks, or everything.
 TRAIN_MODES = ("head", "top", "all")
@@ -36,8 +34,10 @@ def _run_defaults() -> RunConfig:
 
 
 @dataclass(kw_only=True)
-class FinetuneConfig:
+class FinetuneConfig(JsonConfig):
     """Everything a fine-tuning run needs; stored as ``RUN_DIR/finetune_config.json``."""
+
+    KIND: ClassVar[str] = "fine-tuning config"
 
     init: str = ""
     """The model to start from: a published name, an official checkpoint or folder, one of our
@@ -118,23 +118,6 @@ class FinetuneConfig:
             raise ConfigError(f"invalid fine-tuning config: {exc}") from None
         config.validate()
         return config
-
-    def save(self, path: str | Path) -> None:
-        """Write as JSON (atomically)."""
-        from ..atomic import write_text
-
-        write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> FinetuneConfig:
-        """Read a JSON file written by :meth:`save`."""
-        try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: cannot read fine-tuning config ({exc})") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: expected a JSON object")
-        return cls.from_dict(doc)
 
     def validate(self) -> None:
         """Raise ConfigError naming the field when a value cannot work."""

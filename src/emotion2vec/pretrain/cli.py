@@ -111,8 +111,25 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
 )
 
 
-def _dest(section: str, name: str) -> str:
-    return f"cfg__{section or 'top'}__{name}"
+def _dest(section: str, name: str, prefix: str = "cfg") -> str:
+    return f"{prefix}__{section or 'top'}__{name}"
+
+
+def add_config_options(p: argparse.ArgumentParser, options, prefix: str = "cfg") -> None:
+    """One option per (flags, section, field, argparse kwargs) of ``options``; unset ones stay
+    None so that they do not override a stored or loaded config."""
+    for flags, section, name, kwargs in options:
+        if "action" not in kwargs and "choices" not in kwargs:
+            kwargs = {"metavar": flags[0].lstrip("-").upper().replace("-", "_"), **kwargs}
+        p.add_argument(*flags, dest=_dest(section, name, prefix), default=None, **kwargs)
+
+
+def apply_config_options(args: argparse.Namespace, config, options, prefix: str = "cfg") -> None:
+    """Copy the options the user gave (see :func:`add_config_options`) into ``config``."""
+    for _, section, name, _ in options:
+        value = getattr(args, _dest(section, name, prefix))
+        if value is not None:
+            setattr(getattr(config, section) if section else config, name, value)
 
 
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -130,10 +147,7 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "--plot-only", action="store_true", help="only redraw OUT/loss.png from OUT/metrics.jsonl"
     )
-    for flags, section, name, kwargs in _OPTIONS:
-        if "action" not in kwargs and "choices" not in kwargs:
-            kwargs = {"metavar": flags[0].lstrip("-").upper().replace("-", "_"), **kwargs}
-        p.add_argument(*flags, dest=_dest(section, name), default=None, **kwargs)
+    add_config_options(p, _OPTIONS)
     return p
 
 
@@ -161,10 +175,7 @@ def build_config(args: argparse.Namespace):
         config = PretrainConfig.load(args.config)
     else:
         config = PretrainConfig()
-    for _, section, name, _ in _OPTIONS:
-        value = getattr(args, _dest(section, name))
-        if value is not None:
-            setattr(getattr(config, section) if section else config, name, value)
+    apply_config_options(args, config, _OPTIONS)
     if args.data:
         config.data.paths = tuple(str(p) for p in args.data)
     if args.quiet:

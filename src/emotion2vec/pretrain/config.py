@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import ConfigError
 
@@ -165,9 +165,35 @@ class RunConfig:
     """Stop (with a checkpoint) after this update without changing the schedule; resume later."""
 
 
+class JsonConfig:
+    """``save``/``load`` as JSON for a config class with ``to_dict``/``from_dict``; ``KIND``
+    names it in errors."""
+
+    KIND = "config"
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON (atomically)."""
+        from ..atomic import write_text
+
+        write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Read a JSON file written by :meth:`save`."""
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read {cls.KIND} ({exc})") from None
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: expected a JSON object")
+        return cls.from_dict(doc)
+
+
 @dataclass(kw_only=True)
-class PretrainConfig:
+class PretrainConfig(JsonConfig):
     """Everything a pre-training run needs; stored as ``RUN_DIR/pretrain_config.json``."""
+
+    KIND: ClassVar[str] = "pre-training config"
 
     preset: str = "base"
     """Model to train from scratch: "base" (emotion2vec_base), "tiny", or any model preset."""
@@ -216,23 +242,6 @@ class PretrainConfig:
             raise ConfigError(f"invalid pre-training config: {exc}") from None
         config.validate()
         return config
-
-    def save(self, path: str | Path) -> None:
-        """Write as JSON (atomically)."""
-        from ..atomic import write_text
-
-        write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> PretrainConfig:
-        """Read a JSON file written by :meth:`save`."""
-        try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: cannot read pre-training config ({exc})") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: expected a JSON object")
-        return cls.from_dict(doc)
 
     def validate(self) -> None:
         """Raise ConfigError naming the field when a value cannot work."""

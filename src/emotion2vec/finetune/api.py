@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..model import Emotion2vecModel
 from ..pretrain import checkpointing
 from ..pretrain.distributed import DistInfo, barrier, init_distributed
+from ..pretrain.metrics import add_file_log, remove_file_log
 from ..pretrain.seeding import derive_seed
 from ..pretrain.start import set_layerdrop
 from ..pretrain.trainer import Trainer
@@ -82,17 +83,6 @@ def prepare_model(
     return model
 
 
-def _add_file_log(run_dir: Path, dist: DistInfo) -> logging.Handler | None:
-    if log.level == logging.NOTSET or log.level > logging.INFO:
-        log.setLevel(logging.INFO)
-    if not dist.is_main:
-        return None
-    handler = logging.FileHandler(run_dir / LOG_NAME, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    return handler
-
-
 def _resolve_start(init: str) -> Emotion2vecModel:
     folder = checkpointing.run_model_folder(Path(init)) if init else None
     return load_model(folder or init)
@@ -123,18 +113,9 @@ def finetune(
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     barrier(dist)
-    handler = _add_file_log(run_dir, dist)
+    handler = add_file_log(log, run_dir / LOG_NAME, dist.is_main)
     try:
-        checkpoint = None
-        if resume:
-            checkpoint = checkpointing.latest_checkpoint(run_dir)
-            if checkpoint is None:
-                raise ConfigError(f"{run_dir}: nothing to resume (no checkpoint); start anew")
-        elif checkpointing.list_checkpoints(run_dir):
-            raise ConfigError(
-                f"{run_dir} already holds a run's checkpoints: pass --resume to continue it, or "
-                "choose a new --out folder"
-            )
+        checkpoint = checkpointing.resume_point(run_dir, resume)
         if not config.manifest:
             raise ConfigError("no training manifest: pass --manifest FILE")
         items = read_items(
@@ -247,6 +228,4 @@ def finetune(
             metrics=fit_metrics,
         )
     finally:
-        if handler is not None:
-            log.removeHandler(handler)
-            handler.close()
+        remove_file_log(log, handler)

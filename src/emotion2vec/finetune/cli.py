@@ -12,15 +12,17 @@ stored ``finetune_config.json``), else the defaults of :class:`FinetuneConfig`.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..pretrain.cli import add_config_options, apply_config_options
+from ..pretrain.command import (
+    add_config_options,
+    apply_config_options,
+    run_training,
+    standalone_main,
+)
 
-EXIT_OK, EXIT_TRAINING_FAILED, EXIT_USAGE = 0, 1, 2
 LOGGERS = ("emotion2vec.finetune", "emotion2vec.pretrain")
 
 # (flags, section ("" = top level), field, argparse kwargs)
@@ -130,76 +132,30 @@ def build_config(args: argparse.Namespace):
     return config
 
 
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def _console_logging(quiet: bool) -> list[logging.Handler]:
-    if quiet:
-        for name in LOGGERS:
-            logging.getLogger(name).setLevel(logging.INFO)
-        return []
-    handler = logging.StreamHandler(sys.stderr)
-    rank = _rank()
-    prefix = f"[rank {rank}] " if rank else ""
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(message)s", "%H:%M:%S"))
-    if rank:
-        handler.setLevel(logging.WARNING)
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO)
-        logger.addHandler(handler)
-    return [handler]
-
-
 def run(args: argparse.Namespace) -> int:
     """Execute ``emotion2vec finetune``; returns the exit code."""
-    from ..errors import Emotion2vecError
-    from ..pretrain.trainer import TrainingError
 
-    handlers = _console_logging(args.quiet)
-    try:
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
+    def train():
         from .api import finetune
 
-        config = build_config(args)
-        if not handlers or _rank() != 0:
-            result = finetune(config, args.out, resume=args.resume)
-        else:
-            loggers = [logging.getLogger(n) for n in LOGGERS]
-            with logging_redirect_tqdm(loggers=loggers):
-                result = finetune(config, args.out, resume=args.resume)
-        if not args.quiet and _rank() == 0:
-            state = "early stop" if result.early_stopped else "finished"
-            if not result.finished:
-                state = "stopped"
-            best = "" if result.best_ua is None else f"; best valid UA {result.best_ua:.4f}"
-            where = result.final or result.run_dir
-            print(f"{state} at update {result.step}{best}; model: {where}", file=sys.stderr)
-        return EXIT_OK
-    except TrainingError as exc:
-        print(f"emotion2vec finetune: training stopped: {exc}", file=sys.stderr)
-        return EXIT_TRAINING_FAILED
-    except Emotion2vecError as exc:
-        print(f"emotion2vec finetune: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("emotion2vec finetune: interrupted; resume with --resume", file=sys.stderr)
-        return 130
-    finally:
-        for handler in handlers:
-            for name in LOGGERS:
-                logging.getLogger(name).removeHandler(handler)
+        return finetune(build_config(args), args.out, resume=args.resume)
+
+    def summary(result) -> str:
+        state = "early stop" if result.early_stopped else "finished"
+        if not result.finished:
+            state = "stopped"
+        best = "" if result.best_ua is None else f"; best valid UA {result.best_ua:.4f}"
+        where = result.final or result.run_dir
+        return f"{state} at update {result.step}{best}; model: {where}"
+
+    return run_training("finetune", LOGGERS, args.quiet, train, summary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry point (``python -m emotion2vec.finetune``, e.g. under torchrun)."""
-    parser = argparse.ArgumentParser(
-        prog="emotion2vec finetune", description="Fine-tune an emotion2vec model."
+    return standalone_main(
+        "finetune", "Fine-tune an emotion2vec model.", configure_parser, run, argv
     )
-    configure_parser(parser)
-    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,7 @@ from . import checkpointing
 from .config import PretrainConfig
 from .data import AudioBatches, DataIndex, build_index, load_index, save_index
 from .distributed import DistInfo, barrier, init_distributed
-from .metrics import METRICS_NAME
+from .metrics import METRICS_NAME, add_file_log, remove_file_log
 from .objective import PretrainObjective
 from .plots import PLOT_NAME, plot_metrics
 from .seeding import derive_seed
@@ -79,17 +79,6 @@ def _data_index(run_dir: Path, config: PretrainConfig, dist: DistInfo, reuse: bo
     return load_index(path)
 
 
-def _add_file_log(run_dir: Path, dist: DistInfo) -> logging.Handler | None:
-    if log.level == logging.NOTSET or log.level > logging.INFO:
-        log.setLevel(logging.INFO)
-    if not dist.is_main:
-        return None
-    handler = logging.FileHandler(run_dir / LOG_NAME, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    return handler
-
-
 #: Seconds between loss-plot redraws at checkpoints (a draw costs about a second).
 REDRAW_INTERVAL = 300.0
 
@@ -139,21 +128,9 @@ def pretrain(
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     barrier(dist)
-    handler = _add_file_log(run_dir, dist)
+    handler = add_file_log(log, run_dir / LOG_NAME, dist.is_main)
     try:
-        checkpoint = None
-        if resume:
-            checkpoint = checkpointing.latest_checkpoint(run_dir)
-            if checkpoint is None:
-                raise ConfigError(
-                    f"{run_dir}: nothing to resume (no checkpoint under {run_dir}/checkpoints); "
-                    "start without --resume"
-                )
-        elif checkpointing.list_checkpoints(run_dir):
-            raise ConfigError(
-                f"{run_dir} already holds a run's checkpoints: pass --resume to continue it, or "
-                "choose a new --out folder"
-            )
+        checkpoint = checkpointing.resume_point(run_dir, resume)
         if dist.is_main:
             config.save(run_dir / CONFIG_NAME)
         index = _data_index(run_dir, config, dist, reuse=resume)
@@ -225,6 +202,4 @@ def pretrain(
             metrics=fit.last_metrics,
         )
     finally:
-        if handler is not None:
-            log.removeHandler(handler)
-            handler.close()
+        remove_file_log(log, handler)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ..atomic import write_text
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 
 CHECKPOINTS = "checkpoints"
 LAST = "last"
@@ -134,4 +134,26 @@ def run_model_folder(path: Path) -> Path | None:
         return path / FINAL
     if (path / CHECKPOINTS).is_dir():
         return latest_checkpoint(path)
+    return None
+
+
+def resume_point(run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint a run continues from: the latest one with ``resume``, else None.
+
+    Refuses to resume a folder without checkpoints, and to start a new run in a folder that
+    already holds one (which would mix two runs' checkpoints)."""
+    run_dir = Path(run_dir)
+    if resume:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise ConfigError(
+                f"{run_dir}: nothing to resume (no checkpoint under {run_dir / CHECKPOINTS}); "
+                "start without --resume"
+            )
+        return checkpoint
+    if list_checkpoints(run_dir):
+        raise ConfigError(
+            f"{run_dir} already holds a run's checkpoints: pass --resume to continue it, or "
+            "choose a new --out folder"
+        )
     return None

@@ -13,13 +13,13 @@ stored ``pretrain_config.json``), else the defaults of :class:`PretrainConfig`.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_OK, EXIT_TRAINING_FAILED, EXIT_USAGE = 0, 1, 2
+from .command import add_config_options, apply_config_options, run_training, standalone_main
+
+LOGGERS = ("emotion2vec.pretrain",)
 
 # (flags, section ("" = top level), field, argparse kwargs)
 _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
@@ -111,27 +111,6 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
 )
 
 
-def _dest(section: str, name: str, prefix: str = "cfg") -> str:
-    return f"{prefix}__{section or 'top'}__{name}"
-
-
-def add_config_options(p: argparse.ArgumentParser, options, prefix: str = "cfg") -> None:
-    """One option per (flags, section, field, argparse kwargs) of ``options``; unset ones stay
-    None so that they do not override a stored or loaded config."""
-    for flags, section, name, kwargs in options:
-        if "action" not in kwargs and "choices" not in kwargs:
-            kwargs = {"metavar": flags[0].lstrip("-").upper().replace("-", "_"), **kwargs}
-        p.add_argument(*flags, dest=_dest(section, name, prefix), default=None, **kwargs)
-
-
-def apply_config_options(args: argparse.Namespace, config, options, prefix: str = "cfg") -> None:
-    """Copy the options the user gave (see :func:`add_config_options`) into ``config``."""
-    for _, section, name, _ in options:
-        value = getattr(args, _dest(section, name, prefix))
-        if value is not None:
-            setattr(getattr(config, section) if section else config, name, value)
-
-
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the pre-training options to ``p``."""
     p.add_argument("--out", "-o", required=True, help="run folder (checkpoints, final/, logs)")
@@ -186,76 +165,34 @@ def build_config(args: argparse.Namespace):
     return config
 
 
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def _console_logging(quiet: bool) -> logging.Handler | None:
-    """Rank 0 logs progress to stderr; other torchrun ranks only their warnings."""
-    logger = logging.getLogger("emotion2vec.pretrain")
-    logger.setLevel(logging.INFO)
-    if quiet:
-        return None
-    handler = logging.StreamHandler(sys.stderr)
-    rank = _rank()
-    prefix = f"[rank {rank}] " if rank else ""
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(message)s", "%H:%M:%S"))
-    if rank:
-        handler.setLevel(logging.WARNING)
-    logger.addHandler(handler)
-    return handler
-
-
 def run(args: argparse.Namespace) -> int:
     """Execute ``emotion2vec pretrain``; returns the exit code."""
-    from ..errors import Emotion2vecError
-    from .trainer import TrainingError
 
-    handler = _console_logging(args.quiet)
-    try:
+    def train():
         if args.plot_only:
             from .metrics import METRICS_NAME
             from .plots import PLOT_NAME, plot_metrics
 
-            out = plot_metrics(Path(args.out) / METRICS_NAME, Path(args.out) / PLOT_NAME)
-            print(f"wrote {out}")
-            return EXIT_OK
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
+            return plot_metrics(Path(args.out) / METRICS_NAME, Path(args.out) / PLOT_NAME)
         from .api import pretrain
 
-        config = build_config(args)
-        if handler is None or _rank() != 0:  # only rank 0 has a progress bar to keep clear of
-            result = pretrain(config, args.out, resume=args.resume)
-        else:
-            with logging_redirect_tqdm(loggers=[logging.getLogger("emotion2vec.pretrain")]):
-                result = pretrain(config, args.out, resume=args.resume)
-        if not args.quiet and _rank() == 0:
-            where = result.final or result.checkpoint
-            state = "finished" if result.finished else "stopped"
-            print(f"{state} at update {result.step}; model: {where}", file=sys.stderr)
-        return EXIT_OK
-    except TrainingError as exc:
-        print(f"emotion2vec pretrain: training stopped: {exc}", file=sys.stderr)
-        return EXIT_TRAINING_FAILED
-    except Emotion2vecError as exc:
-        print(f"emotion2vec pretrain: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("emotion2vec pretrain: interrupted; resume with --resume", file=sys.stderr)
-        return 130
-    finally:
-        if handler is not None:
-            logging.getLogger("emotion2vec.pretrain").removeHandler(handler)
+        return pretrain(build_config(args), args.out, resume=args.resume)
+
+    def summary(result) -> str:
+        if args.plot_only:
+            return f"wrote {result}"
+        where = result.final or result.checkpoint
+        state = "finished" if result.finished else "stopped"
+        return f"{state} at update {result.step}; model: {where}"
+
+    return run_training("pretrain", LOGGERS, args.quiet, train, summary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry point (``python -m emotion2vec.pretrain``, e.g. under torchrun)."""
-    parser = argparse.ArgumentParser(
-        prog="emotion2vec pretrain", description="Pre-train an emotion2vec model."
+    return standalone_main(
+        "pretrain", "Pre-train an emotion2vec model.", configure_parser, run, argv
     )
-    configure_parser(parser)
-    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover

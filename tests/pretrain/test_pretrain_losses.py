@@ -129,3 +129,19 @@ def test_mean_channel_std():
     x = torch.randn(5000, 4) * torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert float(mean_channel_std(x)) == pytest.approx(2.5, rel=0.03)
     assert float(mean_channel_std(torch.ones(100, 4))) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_instance_normed_targets_make_the_utterance_target_zero():
+    """docs/pretraining.md "What this target is": the time-mean of instance-normalised,
+    averaged targets vanishes for every utterance (padded or not); without the per-layer norm
+    it does not."""
+    from emotion2vec.model import masked_mean
+
+    torch.manual_seed(0)
+    layers = [torch.randn(3, 40, 16) * 3 + torch.randn(3, 1, 16) * 5 for _ in range(4)]
+    mask = torch.zeros(3, 40, dtype=torch.bool)
+    mask[1, 25:] = True
+    normed = masked_mean(teacher_targets(layers, mask, top_k=3), mask)
+    assert normed.abs().max() < 1e-5
+    raw = masked_mean(teacher_targets(layers, mask, top_k=3, instance_norm=False), mask)
+    assert raw.abs().max() > 1.0

@@ -647,3 +647,28 @@ def test_alibi_rows_without_distance_cache_equal_cached(monkeypatch):
         assert not fresh._distances  # long inputs recompute instead of keeping T x T floats
     for w, g in zip(want, got, strict=True):
         assert torch.equal(w, g)
+
+
+def test_cached_tap_weights_follow_weight_changes():
+    """The conv re-layout cached without autograd equals the fresh one and is redone after an
+    in-place weight update (load_state_dict) or a dtype change."""
+    torch.manual_seed(0)
+    fe = ConvFeatureExtractor(((8, 10, 5),) + ((8, 3, 2),) * 4 + ((8, 2, 2),) * 2).eval()
+    x = torch.randn(2, 16_000)
+    with torch.enable_grad():
+        fresh = fe(x).detach()  # requires_grad weights with autograd on: no cache
+    assert all(layer._taps is None for layer in fe.layers)
+    with torch.inference_mode():
+        first = fe(x)
+        again = fe(x)
+    assert torch.equal(first, fresh) and torch.equal(again, fresh)
+    cached = [layer._taps for layer in fe.layers if layer.conv.in_channels > 1]
+    assert all(t is not None for t in cached)
+
+    other = ConvFeatureExtractor(fe.spec).eval()
+    fe.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        expected = other(x)
+        got = fe(x)
+        assert torch.equal(got, expected)
+        assert fe.double()(x.double()).dtype == torch.float64

@@ -21,6 +21,21 @@ class ConvLayer(nn.Module):
         self.conv = nn.Conv1d(in_channels, out_channels, kernel, stride=stride, bias=False)
         self.norm = nn.LayerNorm(out_channels, eps=eps)
         self.as_linear: nn.Module | None = None
+        self._taps: torch.Tensor | None = None
+        self._taps_key: tuple | None = None
+
+    def _tap_weights(self, dtype: torch.dtype) -> torch.Tensor:
+        """The weights as (k, in, out), one matrix per kernel tap. Without autograd the
+        re-layout is cached (it cost about 1% of a forward) and redone when the weights change
+        (new storage, an in-place update, another dtype)."""
+        weight = self.conv.weight
+        if weight.requires_grad and torch.is_grad_enabled():
+            return weight.to(dtype).permute(2, 1, 0).contiguous()
+        key = (weight.data_ptr(), weight._version, dtype, weight.device)
+        if self._taps_key != key:
+            self._taps = weight.detach().to(dtype).permute(2, 1, 0).contiguous()
+            self._taps_key = key
+        return self._taps
 
     def use_linear(self) -> None:
         """Run the convolution as one ``nn.Linear`` over unfolded windows from now on, so that
@@ -35,14 +50,14 @@ class ConvLayer(nn.Module):
         """(L, C_in) -> (L', C_out) with L' = (L - kernel) // stride + 1."""
         kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
         length = (x.shape[0] - kernel) // stride + 1
-        weight = self.conv.weight.to(x.dtype)  # (out, in, k)
         if self.as_linear is not None:
             y = self.as_linear(x.unfold(0, kernel, stride).reshape(length, -1))
         elif self.conv.in_channels == 1:
             # the waveform layer: explicit windows, one small product
+            weight = self.conv.weight.to(x.dtype)  # (out, 1, k)
             y = x[:, 0].unfold(0, kernel, stride) @ weight[:, 0, :].t()
         else:
-            taps = weight.permute(2, 1, 0).contiguous()  # (k, in, out)
+            taps = self._tap_weights(x.dtype)  # (k, in, out)
             span = stride * (length - 1) + 1
             y = x[0:span:stride] @ taps[0]
             for j in range(1, kernel):

@@ -132,3 +132,14 @@ def test_cli_export_onnx(plus_model, tmp_path):
     out = tmp_path / "m.onnx"
     rc = cli_main(["export-onnx", "--model", str(tmp_path / "model"), str(out), "--check"])
     assert rc == 0 and out.is_file()
+
+
+def test_dynamo_export_equals_pytorch(plus_model, make_wave, tmp_path):
+    """The torch.export-based exporter (``--dynamo``) gives the same graph semantics, dynamic
+    axes included (a padded batch of another size and length than the example)."""
+    pytest.importorskip("onnxscript")
+    path = export_onnx(plus_model, tmp_path / "dynamo.onnx", dynamo=True)
+    waves = _waves(make_wave, (3.7, 1.0, 7.0, 2.3))
+    batch, lengths = pad_batch(waves)
+    out = _session(path).run(None, {"waveform": batch.numpy(), "lengths": lengths.numpy()})
+    _compare(plus_model, out, waves)

@@ -142,6 +142,10 @@ def model_conf(arch: dict[str, Any], *, with_decoder: bool) -> dict[str, Any]:
     Values not given by ``arch`` are those of FunASR's emotion2vec ``template.yaml`` (the
     emotion2vec_base training config). Inference only reads the architecture fields and
     ``normalize``; the training-only fields are kept so that the config looks like the real one.
+
+    This deliberately repeats what ``emotion2vec.checkpoints.official.official_model_cfg``
+    writes, from FunASR's template rather than from our code: the parity fixtures must not
+    inherit a mistake of the library they check.
     """
     audio = {
         "type": "AUDIO",

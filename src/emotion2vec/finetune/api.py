@@ -18,10 +18,11 @@ from ..pretrain.distributed import DistInfo, barrier, init_distributed
 from ..pretrain.metrics import add_file_log, remove_file_log
 from ..pretrain.seeding import derive_seed
 from ..pretrain.start import set_layerdrop
-from ..pretrain.trainer import Trainer
+from ..pretrain.trainer import Trainer, resolve_device
 from .config import FinetuneConfig
 from .data import LabeledBatches, index_items, label_set, load_waves, read_items
 from .objective import BEST, EarlyStop, FinetuneObjective
+from .probe_init import probe_init_head
 
 log = logging.getLogger("emotion2vec.finetune")
 
@@ -147,11 +148,13 @@ def finetune(
             valid = ([waves[i] for i in ok], vset.label_ids[ok])
             log.info("valid: %d items", len(ok))
 
+        fresh_head = False
         if checkpoint is not None:
             student = load_model(checkpoint)
             set_layerdrop(student.config, config.layerdrop)
         else:
             start = model if model is not None else _resolve_start(config.init)
+            fresh_head = start.head is None or not set(labels) <= set(start.labels)
             torch.manual_seed(derive_seed(config.run.seed, 0, INIT_STREAM))
             student = prepare_model(start, tuple(labels), config.layerdrop)
         objective = FinetuneObjective(
@@ -162,6 +165,17 @@ def finetune(
             run_dir=run_dir,
             is_main=dist.is_main,
         )
+        if config.head_init == "probe" and fresh_head:
+            # every process fits the same probe on the same data (deterministic), on its device
+            student.to(resolve_device(config.run.device, dist))
+            probe_init_head(
+                student,
+                [f.path for f in train.files],
+                train.label_ids,
+                valid=valid,
+                class_weights=objective.class_weight,
+                batch_seconds=config.valid_batch_seconds,
+            )
         source = LabeledBatches(
             train, config.data, seed=config.run.seed, normalize=student.config.normalize_waveform
         )

@@ -48,6 +48,12 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
     (("--layer-decay",), "", "layer_decay", dict(type=float, help="layer-wise lr decay (1.0)")),
     (("--head-lr-scale",), "", "head_lr_scale", dict(type=float, help="head lr factor (1.0)")),
     (
+        ("--head-init",),
+        "",
+        "head_init",
+        dict(choices=["probe", "random"], help="fresh head: linear-probe fit (probe) or random"),
+    ),
+    (
         ("--class-weights",),
         "",
         "class_weights",

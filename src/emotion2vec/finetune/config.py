@@ -16,6 +16,8 @@ from ..pretrain.config import PRECISIONS, DataConfig, JsonConfig, OptimConfig, R
 
 #: What is trained: the head only, the head + the top N blocks, or everything.
 TRAIN_MODES = ("head", "top", "all")
+#: How a fresh classification head starts.
+HEAD_INITS = ("probe", "random")
 
 
 def _data_defaults() -> DataConfig:
@@ -68,6 +70,10 @@ class FinetuneConfig(JsonConfig):
     scales, extra tokens, context LayerNorm) lr * decay**(L + 1). 1.0: one lr for everything."""
     head_lr_scale: float = 1.0
     """Extra factor on the head's learning rate (a fresh head often wants more than the body)."""
+    head_init: str = "probe"
+    """How a fresh head starts: "probe" (the logistic regression of the start model's frozen
+    utterance embeddings of the training set, L2 chosen on ``valid``: LP-FT) or "random"
+    (PyTorch's Linear init). A head the start model already has for these labels is kept."""
     class_weights: bool = False
     """Weight the cross-entropy by inverse class frequency of the training set (N / (C n_c))."""
     label_smoothing: float = 0.0
@@ -128,6 +134,7 @@ class FinetuneConfig(JsonConfig):
                 raise ConfigError(message)
 
         need(self.train in TRAIN_MODES, f"train must be one of {TRAIN_MODES}")
+        need(self.head_init in HEAD_INITS, f"head_init must be one of {HEAD_INITS}")
         need(self.top_blocks >= 0, "top_blocks must be >= 0")
         need(0.0 < self.layer_decay <= 1.0, "layer_decay must lie in (0, 1]")
         need(self.head_lr_scale > 0, "head_lr_scale must be > 0")

@@ -3,6 +3,8 @@ the output model folder and the CLI."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -150,11 +152,16 @@ def test_resume_continues_exactly(task, tmp_path):
 
 
 def test_early_stopping(task, tmp_path):
-    # min_delta 1: only the first evaluation can improve, so patience 2 stops at update 3
+    # min_delta 1: only the first evaluation (of the start model, before any update) can
+    # improve, so patience 2 stops at update 2 and the start model is the result
     config = _config(task, updates=50, eval_every=1, patience=2, min_delta=1.0)
     result = finetune(config, tmp_path, model=micro_model(5))
-    assert result.early_stopped and result.finished and result.step == 3
-    assert result.best_step == 1 and result.final is not None
+    assert result.early_stopped and result.finished and result.step == 2
+    assert result.best_step == 0 and result.final is not None
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "valid.jsonl").read_text().splitlines()
+    ]
+    assert steps == [0, 1, 2]
     best = load_file(tmp_path / "best" / "model.safetensors")
     final = load_file(result.final / "model.safetensors")
     assert all(torch.equal(best[k], final[k]) for k in best)

@@ -176,6 +176,9 @@ def finetune(
                 class_weights=objective.class_weight,
                 batch_seconds=config.valid_batch_seconds,
             )
+        if checkpoint is None and valid is not None:
+            # the start is a candidate too: fine-tuning that only hurts returns the start model
+            objective.validate(0)
         source = LabeledBatches(
             train, config.data, seed=config.run.seed, normalize=student.config.normalize_waveform
         )

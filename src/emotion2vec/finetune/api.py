@@ -165,9 +165,10 @@ def finetune(
             run_dir=run_dir,
             is_main=dist.is_main,
         )
+        if checkpoint is None:
+            student.to(resolve_device(config.run.device, dist))  # for the probe and validation
         if config.head_init == "probe" and fresh_head:
-            # every process fits the same probe on the same data (deterministic), on its device
-            student.to(resolve_device(config.run.device, dist))
+            # every process fits the same probe on the same data (deterministic)
             probe_init_head(
                 student,
                 [f.path for f in train.files],

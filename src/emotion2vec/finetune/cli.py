@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ..pretrain.command import (
     add_config_options,
-    apply_config_options,
     run_training,
     standalone_main,
+    starting_config,
 )
 
 LOGGERS = ("emotion2vec.finetune", "emotion2vec.pretrain")
@@ -118,20 +118,11 @@ def build_config(args: argparse.Namespace):
     from .config import FinetuneConfig
 
     stored = Path(args.out) / CONFIG_NAME
-    if args.resume and stored.is_file():
-        config = FinetuneConfig.load(stored)
-        config.run.stop_after = None  # a stop point belongs to one invocation
-    elif args.config:
-        config = FinetuneConfig.load(args.config)
-    else:
-        config = FinetuneConfig()
-    apply_config_options(args, config, _OPTIONS, PREFIX)
+    config = starting_config(FinetuneConfig, args, stored, _OPTIONS, PREFIX)
     if args.labels:
         config.labels = tuple(x.strip() for x in args.labels.split(",") if x.strip())
     if args.no_patience:
         config.patience = None
-    if args.quiet:
-        config.run.progress = False
     if not args.resume and (not config.manifest or not config.init):
         raise ConfigError("--manifest and --model are required (or --resume)")
     config.validate()

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .command import add_config_options, apply_config_options, run_training, standalone_main
+from .command import add_config_options, run_training, standalone_main, starting_config
 
 LOGGERS = ("emotion2vec.pretrain",)
 
@@ -146,19 +146,9 @@ def build_config(args: argparse.Namespace):
     from .api import CONFIG_NAME
     from .config import PretrainConfig
 
-    stored = Path(args.out) / CONFIG_NAME
-    if args.resume and stored.is_file():
-        config = PretrainConfig.load(stored)
-        config.run.stop_after = None  # a stop point belongs to one invocation, not to the run
-    elif args.config:
-        config = PretrainConfig.load(args.config)
-    else:
-        config = PretrainConfig()
-    apply_config_options(args, config, _OPTIONS)
+    config = starting_config(PretrainConfig, args, Path(args.out) / CONFIG_NAME, _OPTIONS)
     if args.data:
         config.data.paths = tuple(str(p) for p in args.data)
-    if args.quiet:
-        config.run.progress = False
     if not config.data.paths and not args.resume:
         raise ConfigError("--data is required: audio directories, files or manifests")
     config.validate()

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 EXIT_OK, EXIT_TRAINING_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -39,6 +40,23 @@ def apply_config_options(args: argparse.Namespace, config, options, prefix: str 
         value = getattr(args, _dest(section, name, prefix))
         if value is not None:
             setattr(getattr(config, section) if section else config, name, value)
+
+
+def starting_config(config_cls, args: argparse.Namespace, stored: Path, options, prefix="cfg"):
+    """The config a training command starts from, with the options the user gave applied:
+    the run's stored config with ``--resume`` (its one-off ``stop_after`` dropped), else
+    ``--config FILE``, else ``config_cls()``'s defaults."""
+    if args.resume and stored.is_file():
+        config = config_cls.load(stored)
+        config.run.stop_after = None  # a stop point belongs to one invocation, not to the run
+    elif args.config:
+        config = config_cls.load(args.config)
+    else:
+        config = config_cls()
+    apply_config_options(args, config, options, prefix)
+    if args.quiet:
+        config.run.progress = False
+    return config
 
 
 def process_rank() -> int:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 from finetune_helpers import micro_model, write_task
 
+from emotion2vec.evaluate.metrics import unweighted_accuracy
 from emotion2vec.finetune import FinetuneConfig, finetune
 from emotion2vec.finetune.probe_init import fit_linear_head
 
@@ -56,6 +59,16 @@ def test_probe_init_starts_fine_tuning_at_the_probe(tmp_path):
     assert probe.best_ua >= 0.9  # separable tones; chance is 1/3
     log = (tmp_path / "probe" / "train.log").read_text()
     assert "linear-probe init on 24 items" in log
+    # the start's validation reuses the probe's predictions: they are the model's own
+    first = json.loads((tmp_path / "probe" / "valid.jsonl").read_text().splitlines()[0])
+    assert first["step"] == 0
+    root = task[1].parent / "valid"
+    names = [
+        (label, root / f"{label}_{i}.wav") for label in ("high", "low", "mid") for i in range(4)
+    ]
+    preds = probe.model.predict([str(path) for _, path in names])
+    ua = unweighted_accuracy([label for label, _ in names], [pr.label for pr in preds])
+    assert first["valid_ua"] == ua
 
     plain = finetune(_config(task, "random"), tmp_path / "random", model=micro_model(0))
     assert "linear-probe init" not in (tmp_path / "random" / "train.log").read_text()

@@ -167,19 +167,20 @@ def finetune(
         )
         if checkpoint is None:
             student.to(resolve_device(config.run.device, dist))  # for the probe and validation
+        valid_pred = None
         if config.head_init == "probe" and fresh_head:
             # every process fits the same probe on the same data (deterministic)
-            probe_init_head(
+            valid_pred = probe_init_head(
                 student,
                 [f.path for f in train.files],
                 train.label_ids,
                 valid=valid,
                 class_weights=objective.class_weight,
                 batch_seconds=config.valid_batch_seconds,
-            )
+            )["valid_pred"]
         if checkpoint is None and valid is not None:
             # the start is a candidate too: fine-tuning that only hurts returns the start model
-            objective.validate(0)
+            objective.validate(0, predictions=valid_pred)
         source = LabeledBatches(
             train, config.data, seed=config.run.seed, normalize=student.config.normalize_waveform
         )

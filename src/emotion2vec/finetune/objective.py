@@ -238,7 +238,19 @@ class FinetuneObjective:
 
     def evaluate(self) -> dict[str, float]:
         """WA and UA of the current model on the validation set (eval mode, no autograd)."""
-        waves, truth = self.valid
+        return self.scores(self.predict_valid())
+
+    def scores(self, pred: np.ndarray) -> dict[str, float]:
+        """WA and UA of class predictions for the validation items."""
+        truth = self.valid[1]
+        return {
+            "valid_ua": unweighted_accuracy(truth.tolist(), pred.tolist()),
+            "valid_wa": accuracy(truth.tolist(), pred.tolist()),
+        }
+
+    def predict_valid(self) -> np.ndarray:
+        """The current model's class of each validation item."""
+        waves = self.valid[0]
         was_training = self.model.training
         self.model.eval()
         budget = int(self.config.valid_batch_seconds * self.model.config.sample_rate)
@@ -249,10 +261,7 @@ class FinetuneObjective:
                 pred[idx] = logits.argmax(-1).cpu().numpy()
         finally:
             self.model.train(was_training)
-        return {
-            "valid_ua": unweighted_accuracy(truth.tolist(), pred.tolist()),
-            "valid_wa": accuracy(truth.tolist(), pred.tolist()),
-        }
+        return pred
 
     def after_update(self, step: int) -> dict[str, float]:
         """Every ``eval_every`` updates: validate, keep the best model in ``best/``, count
@@ -261,11 +270,13 @@ class FinetuneObjective:
             return dict(self.last_eval)
         return self.validate(step)
 
-    def validate(self, step: int) -> dict[str, float]:
-        """Evaluate now (as after update ``step``) and update the early-stopping state."""
+    def validate(self, step: int, predictions: np.ndarray | None = None) -> dict[str, float]:
+        """Evaluate now (as after update ``step``) and update the early-stopping state.
+        ``predictions``: the current model's validation classes when the caller already has
+        them (the linear-probe start), so they are not computed a second time."""
         cfg = self.config
         start = time.perf_counter()
-        result = self.evaluate()
+        result = self.evaluate() if predictions is None else self.scores(predictions)
         ua = result["valid_ua"]
         improved = ua > self.best_ua + cfg.min_delta
         if improved:

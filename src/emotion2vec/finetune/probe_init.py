@@ -91,7 +91,8 @@ def probe_init_head(
     batch_seconds: float,
 ) -> dict:
     """Set ``model.head`` to the linear probe of its frozen embeddings; returns what was done
-    (items, chosen L2, train / valid UA of the probe, seconds)."""
+    (items, chosen L2, train / valid UA of the probe, the model's validation classes
+    ``valid_pred`` (None without a validation set), seconds)."""
     started = time.perf_counter()
     was_training = model.training
     model.eval()
@@ -99,6 +100,7 @@ def probe_init_head(
     x = utterance_embeddings(model, train_paths, batch_seconds)
     y = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     candidates = [(DEFAULT_L2, None)]
+    xv = None
     if valid is not None and len(valid[1]):
         waves, valid_ids = valid
         xv = torch.from_numpy(np.stack(model.extract(list(waves), sample_rate=16000))).double()
@@ -113,9 +115,15 @@ def probe_init_head(
         if best is None or (score is not None and score > best[0]):
             best = (score, l2, weight, bias)
     score, l2, weight, bias = best
+    head = model.head.linear
     with torch.no_grad():
-        model.head.linear.weight.copy_(weight.to(model.head.linear.weight.dtype))
-        model.head.linear.bias.copy_(bias.to(model.head.linear.bias.dtype))
+        head.weight.copy_(weight.to(head.weight.dtype))
+        head.bias.copy_(bias.to(head.bias.dtype))
+        # the model's own validation classes now (its head, its dtype), for the caller to reuse
+        valid_pred = None
+        if xv is not None:
+            logits = model.head(xv.to(device=head.weight.device, dtype=head.weight.dtype))
+            valid_pred = logits.argmax(-1).cpu().numpy()
     model.train(was_training)
     train_ua = unweighted_accuracy(y.numpy(), (x @ weight.T + bias).argmax(1).numpy())
     info = {
@@ -123,6 +131,7 @@ def probe_init_head(
         "l2": l2,
         "train_ua": train_ua,
         "valid_ua": score,
+        "valid_pred": valid_pred,
         "seconds": round(time.perf_counter() - started, 1),
     }
     log.info(

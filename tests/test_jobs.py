@@ -256,6 +256,21 @@ def test_cli_predict_extract_convert(model_dir, corpus, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def test_cli_quantize_int8_extracts_close_to_exact(model_dir, corpus, tmp_path, monkeypatch):
+    from emotion2vec import int8 as int8_mod
+
+    # the uncompiled int8 path (the compiled one is tested in tests/test_int8.py)
+    monkeypatch.setattr(int8_mod._product, "failed", True)
+    exact, fast = tmp_path / "exact", tmp_path / "fast"
+    args = ["extract", str(corpus / "spk1"), "-m", str(model_dir), "--quiet", "-o"]
+    assert main([*args, str(exact)]) == 0
+    assert main([*args, str(fast), "--quantize", "int8"]) == 0
+    for name in ("a.npy", "b.npy"):
+        e, f = np.load(exact / name), np.load(fast / name)
+        cosine = float(np.dot(e, f) / (np.linalg.norm(e) * np.linalg.norm(f)))
+        assert 0.99 < cosine < 1.0 - 1e-9
+
+
 def test_predict_without_head_is_a_clear_error(tmp_path, capsys):
     headless = micro_model(labels=())
     headless.save_pretrained(tmp_path / "m")

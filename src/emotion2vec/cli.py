@@ -28,7 +28,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         "--quantize",
         choices=["none", "int8"],
         default="none",
-        help="int8: dynamic int8 linear layers on CPU (faster, approximate; default: exact fp32)",
+        help="int8: int8 matrix products on CPU (faster, approximate; default: exact fp32)",
     )
 
 
@@ -115,7 +115,7 @@ def _load(args):
     import torch
 
     from .checkpoints import load_model
-    from .inference import quantize_int8
+    from .int8 import quantize_int8
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -209,35 +209,3 @@ def predict(
         for row, pred in zip(idx, scores_from_logits(logits, model.labels), strict=True):
             results[row] = pred
     return results[0] if single else results
-
-
-#: The first conv layer (0-based) that :func:`quantize_int8` runs in int8. Measured on RAVDESS
-#: with base-size weights (24 clips): int8 from layer 1 on gave cosine 0.96 (mean) to the exact
-#: embeddings, from layer 2 on 0.9985, from layer 3 on 0.9998 (the transformer alone: 0.9999).
-FIRST_INT8_CONV_LAYER = 3
-
-
-def quantize_int8(model: Emotion2vecModel) -> Emotion2vecModel:
-    """A CPU copy of ``model`` whose transformer linear layers and upper convolutions run as
-    dynamic int8 (int8 weights, activations quantised on the fly, one scale per tensor).
-
-    Approximate: the README reports its fidelity against the exact path. The conv layers below
-    :data:`FIRST_INT8_CONV_LAYER` stay fp32: their inputs (high-rate frames right after the first
-    LayerNorm + GELU) are where a single activation scale per tensor loses most, and int8 there
-    alone took the utterance-embedding cosine to the exact path from 0.9999 down to 0.95.
-    """
-    import copy
-    import warnings
-
-    from torch import nn
-    from torch.ao.quantization import quantize_dynamic
-
-    model = copy.deepcopy(model).to("cpu").eval()
-    for index, layer in enumerate(model.encoder.feature_extractor.layers):
-        if index >= FIRST_INT8_CONV_LAYER and layer.conv.in_channels > 1:
-            layer.use_linear()
-    with warnings.catch_warnings():
-        # torch deprecates torch.ao quantization in favour of torchao; dynamic int8 still works
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)

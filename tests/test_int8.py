@@ -1,0 +1,151 @@
+"""Tests of emotion2vec.int8: per-channel int8 weights, per-row int8 activations, the int8 conv
+layer against the exact one, the quantised model against the exact model, and the fallback when
+torch.compile is not available."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from emotion2vec import int8 as int8_mod
+from emotion2vec.int8 import (
+    Int8ConvLayer,
+    Int8FeedForward,
+    Int8Linear,
+    int8_product,
+    quantize_int8,
+    quantize_weight,
+)
+from emotion2vec.model.feature_extractor import ConvLayer
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got - want).norm() / want.norm())
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_weights_are_quantised_per_output_channel():
+    torch.manual_seed(0)
+    weight = torch.randn(6, 40) * torch.tensor([1e-3, 1e-2, 0.1, 1.0, 10.0, 0.0])[:, None]
+    weight_t, scale = quantize_weight(weight)
+    assert weight_t.dtype == torch.int8 and weight_t.shape == (40, 6)
+    assert int(weight_t.abs().max()) == 127
+    back = weight_t.t().float() * scale[:, None]
+    # every channel within half a step of its own scale, even the 1e-3 one; zeros stay zeros
+    assert bool(((back - weight).abs() <= scale[:, None] / 2 + 1e-12).all())
+    assert torch.equal(back[5], torch.zeros(40))
+
+
+def test_rows_are_quantised_with_their_own_scale():
+    """A quiet row next to a loud one keeps its relative precision (one scale per tensor would
+    round it to zero), and an all-zero row gives exactly the bias."""
+    torch.manual_seed(1)
+    x = torch.randn(3, 256)
+    x[1] *= 1e-4
+    x[2] = 0
+    weight, bias = torch.randn(32, 256) / 16, torch.randn(32)
+    weight_t, scale = quantize_weight(weight)
+    y = int8_product(x, weight_t, scale, bias)
+    want = x @ weight.t() + bias
+    for row in (0, 1):
+        got = y[row] - bias
+        assert relative_error(got, want[row] - bias) < 0.02
+    assert torch.equal(y[2], bias)
+
+
+def test_product_epilogue_norm_and_gelu():
+    torch.manual_seed(2)
+    x, weight = torch.randn(50, 64), torch.randn(48, 64) / 8
+    gamma, beta = torch.rand(48) + 0.5, torch.randn(48)
+    weight_t, scale = quantize_weight(weight)
+    y = int8_product(x, weight_t, scale, None, norm=(gamma, beta, 1e-5), gelu=True)
+    want = F.gelu(F.layer_norm(x @ weight.t(), (48,), gamma, beta, 1e-5))
+    assert relative_error(y, want) < 0.02
+
+
+@pytest.mark.parametrize("in_channels, kernel, stride", [(16, 3, 2), (16, 2, 2), (8, 4, 3)])
+def test_int8_conv_layer_matches_the_exact_layer(in_channels, kernel, stride):
+    torch.manual_seed(3)
+    layer = ConvLayer(in_channels, 24, kernel, stride, eps=1e-5).eval()
+    with torch.no_grad():
+        layer.norm.weight.uniform_(0.5, 1.5)
+        layer.norm.bias.normal_()
+    fast = Int8ConvLayer(layer, compile=False)
+    for length in (kernel, 57):
+        x = F.gelu(torch.randn(length, in_channels))
+        with torch.inference_mode():
+            want, got = layer(x), fast(x)
+            # a non-contiguous input (a column slice) gives the same result
+            wide = torch.cat([x, torch.randn(length, 3)], dim=1)[:, :in_channels]
+            assert torch.equal(fast(wide), got)
+        assert got.shape == want.shape == ((length - kernel) // stride + 1, 24)
+        assert relative_error(got, want) < 0.03
+
+
+def test_quantize_int8_replaces_every_product_but_the_first_conv(plus_model, make_wave):
+    before = {k: v.clone() for k, v in plus_model.state_dict().items()}
+    fast = quantize_int8(plus_model, compile=False)
+    assert all(torch.equal(before[k], v) for k, v in plus_model.state_dict().items())
+    enc = fast.encoder
+    layers = list(enc.feature_extractor.layers)
+    assert isinstance(layers[0], ConvLayer) and layers[0].conv.in_channels == 1
+    assert all(isinstance(layer, Int8ConvLayer) for layer in layers[1:])
+    assert isinstance(enc.feature_projection.linear, Int8Linear)
+    for block in [*enc.context_blocks, *enc.blocks]:
+        assert isinstance(block.attn.qkv, Int8Linear) and isinstance(block.attn.proj, Int8Linear)
+        assert isinstance(block.mlp, Int8FeedForward) and block.mlp.fc1.gelu
+    assert not [m for m in enc.modules() if isinstance(m, torch.nn.Linear)]
+    assert isinstance(fast.head, torch.nn.Module) and not isinstance(fast.head, Int8Linear)
+
+
+def test_quantized_model_stays_close_and_padding_stays_exact(plus_model, make_wave):
+    """Close to the exact model; really approximate; and a padded batch still equals each input
+    alone (per-row scales: a row's quantisation never depends on the other rows)."""
+    waves = [make_wave(n, seed=10 + i) for i, n in enumerate((16000, 23456, 4000))]
+    fast = quantize_int8(plus_model, compile=False)
+    exact = plus_model.extract(waves, sample_rate=16000)
+    approx = fast.extract(waves, sample_rate=16000)
+    for e, a in zip(exact, approx, strict=True):
+        assert 0.995 < cosine(e, a) < 1.0 - 1e-9
+    alone = [fast.extract(w, sample_rate=16000) for w in waves]
+    for batched, single in zip(approx, alone, strict=True):
+        np.testing.assert_allclose(batched, single, atol=1e-4)
+
+
+def test_compiled_and_uncompiled_agree(plus_model, make_wave):
+    wave = make_wave(20000, seed=5)
+    eager = quantize_int8(plus_model, compile=False).extract(wave, sample_rate=16000)
+    compiled = quantize_int8(plus_model).extract(wave, sample_rate=16000)
+    if int8_mod._product.failed:
+        pytest.skip("torch.compile is not available on this machine")
+    # the two can round a few activations to different int8 steps; nothing more
+    assert cosine(eager, compiled) > 0.9999
+
+
+def test_compile_failure_falls_back_with_a_warning(monkeypatch):
+    def broken(fn, **kwargs):
+        def run(*args, **kw):
+            raise RuntimeError("no C++ compiler")
+
+        return run
+
+    product = int8_mod._Product()
+    monkeypatch.setattr(int8_mod, "_product", product)
+    monkeypatch.setattr(torch, "compile", broken)
+    torch.manual_seed(4)
+    x, weight = torch.randn(5, 32), torch.randn(8, 32)
+    layer = Int8Linear(torch.nn.Linear(32, 8))
+    with torch.no_grad():
+        layer.weight_t.copy_(quantize_weight(weight)[0])
+        layer.weight_scale.copy_(quantize_weight(weight)[1])
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        y = layer(x)
+    assert product.failed
+    want = int8_product(x, layer.weight_t, layer.weight_scale, layer.bias)
+    assert torch.equal(y, want)
+    assert torch.equal(layer(x), want)  # later calls go straight to the uncompiled function

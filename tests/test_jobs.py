@@ -271,6 +271,13 @@ def test_cli_quantize_int8_extracts_close_to_exact(model_dir, corpus, tmp_path, 
         assert 0.99 < cosine < 1.0 - 1e-9
 
 
+def test_cli_quantize_int8_refuses_an_accelerator(model_dir, corpus, tmp_path, capsys):
+    args = ["extract", str(corpus / "spk1"), "-m", str(model_dir), "-o", str(tmp_path / "o")]
+    assert main([*args, "--quantize", "int8", "--device", "cuda"]) == 2
+    assert "--quantize int8 is a CPU mode" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_predict_without_head_is_a_clear_error(tmp_path, capsys):
     headless = micro_model(labels=())
     headless.save_pretrained(tmp_path / "m")

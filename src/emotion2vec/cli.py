@@ -115,8 +115,14 @@ def _load(args):
     import torch
 
     from .checkpoints import load_model
+    from .errors import Emotion2vecError
     from .int8 import quantize_int8
 
+    if args.quantize == "int8" and args.device != "cpu":
+        raise Emotion2vecError(
+            f"--quantize int8 is a CPU mode and cannot run on --device {args.device}: "
+            "drop one of the two options"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(args.model, device=args.device)

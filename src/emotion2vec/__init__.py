@@ -6,12 +6,14 @@ Load a published model exactly, extract features, predict emotions::
     model = emotion2vec.load_model("emotion2vec_plus_large")
     model.predict("speech.wav")          # Prediction(label='happy', score=0.93, scores={...})
     model.extract("speech.wav")          # (1024,) utterance embedding
+    fast = emotion2vec.quantize_int8(model)  # approximate int8 CPU copy (README: fidelity)
 """
 
 from .checkpoints import load_model
 from .config import EMOTION_LABELS, ModelConfig, preset
 from .errors import AudioError, CheckpointError, ConfigError, DataError, Emotion2vecError
 from .inference import Prediction
+from .int8 import quantize_int8
 from .model import Emotion2vecModel
 
 __version__ = "0.1.0"
@@ -28,4 +30,5 @@ __all__ = [
     "Prediction",
     "load_model",
     "preset",
+    "quantize_int8",
 ]

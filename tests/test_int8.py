@@ -149,3 +149,12 @@ def test_compile_failure_falls_back_with_a_warning(monkeypatch):
     want = int8_product(x, layer.weight_t, layer.weight_scale, layer.bias)
     assert torch.equal(y, want)
     assert torch.equal(layer(x), want)  # later calls go straight to the uncompiled function
+
+
+def test_an_input_error_is_not_taken_for_a_compiler_failure(monkeypatch):
+    product = int8_mod._Product()
+    monkeypatch.setattr(int8_mod, "_product", product)
+    layer = Int8Linear(torch.nn.Linear(32, 8))
+    with pytest.raises(RuntimeError):
+        layer(torch.randn(5, 31))  # wrong width: the uncompiled retry fails the same way
+    assert not product.failed

@@ -81,6 +81,8 @@ class _Product:
         try:
             return self.compiled(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, same maths
+            # An error of the inputs themselves raises again here, and compiling stays on.
+            result = int8_product(*args, **kwargs)
             self.failed = True
             warnings.warn(
                 f"torch.compile is not available here ({type(exc).__name__}: {exc}); int8 mode "
@@ -88,7 +90,7 @@ class _Product:
                 RuntimeWarning,
                 stacklevel=3,
             )
-            return int8_product(*args, **kwargs)
+            return result
 
 
 _product = _Product()

@@ -17,7 +17,8 @@ The quantise / product / rescale (+ bias, + GELU, + the conv layers' LayerNorm) 
 function compiled with ``torch.compile`` (inductor, dynamic shapes), so the element-wise passes
 are fused into one loop before and one after the product. Compiling takes ~15 s the first time
 in a process (inductor caches on disk across processes); when it fails (for example no C++
-compiler) the same function runs uncompiled, with a warning: same numbers, slower.
+compiler) the same function runs uncompiled, with a warning: the same maths, slower (the two can
+round a few activations to neighbouring int8 steps: embedding cosine between them > 0.9999).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class _Product:
             self.failed = True
             warnings.warn(
                 f"torch.compile is not available here ({type(exc).__name__}: {exc}); int8 mode "
-                "runs uncompiled (same results, slower)",
+                "runs uncompiled (same maths, slower)",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -175,7 +176,7 @@ class Int8ConvLayer(nn.Module):
 def quantize_int8(model: Emotion2vecModel, *, compile: bool = True) -> Emotion2vecModel:
     """A CPU inference copy of ``model`` whose matrix products run in int8 (see the module
     docstring); ``model`` itself is left untouched. Approximate: the README reports its fidelity
-    against the exact path. ``compile=False`` skips ``torch.compile`` (same results, slower)."""
+    against the exact path. ``compile=False`` skips ``torch.compile`` (same maths, slower)."""
     model = copy.deepcopy(model).to("cpu").eval()
     enc = model.encoder
     layers = enc.feature_extractor.layers

@@ -14,7 +14,7 @@ import emotion2vec.model.feature_extractor as feature_extractor_mod
 import emotion2vec.model.transformer as transformer_mod
 from emotion2vec.audio import frame_count, normalize_batch, normalize_waveform
 from emotion2vec.model import Decoder, masked_mean
-from emotion2vec.model.feature_extractor import ConvFeatureExtractor
+from emotion2vec.model.feature_extractor import ConvFeatureExtractor, ConvLayer
 from emotion2vec.model.positional import AlibiBias, alibi_slopes
 from emotion2vec.model.transformer import TransformerBlock
 
@@ -649,26 +649,61 @@ def test_alibi_rows_without_distance_cache_equal_cached(monkeypatch):
         assert torch.equal(w, g)
 
 
-def test_cached_tap_weights_follow_weight_changes():
-    """The conv re-layout cached without autograd equals the fresh one and is redone after an
-    in-place weight update (load_state_dict) or a dtype change."""
+def test_cached_weight_layouts_follow_weight_changes():
+    """The weight re-layouts cached without autograd (conv taps, the folded waveform layer) give
+    the autograd path's result and are redone after an in-place update (load_state_dict, which
+    also changes the LayerNorm the waveform layer folds in) or a dtype change."""
     torch.manual_seed(0)
     fe = ConvFeatureExtractor(((8, 10, 5),) + ((8, 3, 2),) * 4 + ((8, 2, 2),) * 2).eval()
     x = torch.randn(2, 16_000)
     with torch.enable_grad():
         fresh = fe(x).detach()  # requires_grad weights with autograd on: no cache
-    assert all(layer._taps is None for layer in fe.layers)
+    assert all(not layer._cache for layer in fe.layers)
     with torch.inference_mode():
         first = fe(x)
         again = fe(x)
-    assert torch.equal(first, fresh) and torch.equal(again, fresh)
-    cached = [layer._taps for layer in fe.layers if layer.conv.in_channels > 1]
-    assert all(t is not None for t in cached)
+    torch.testing.assert_close(first, fresh, rtol=1e-5, atol=1e-5)
+    assert torch.equal(again, first)
+    assert set(fe.layers[0]._cache) == {"waveform"}
+    assert all(set(layer._cache) == {"taps"} for layer in fe.layers[1:])
 
-    other = ConvFeatureExtractor(fe.spec).eval()
+    other = ConvFeatureExtractor(fe.spec)
+    with torch.no_grad():
+        for param in other.parameters():  # non-default LayerNorm gains and biases too
+            param.normal_()
+    other.eval()
     fe.load_state_dict(other.state_dict())
     with torch.no_grad():
         expected = other(x)
         got = fe(x)
         assert torch.equal(got, expected)
+        with torch.enable_grad():
+            torch.testing.assert_close(got, other(x).detach(), rtol=1e-5, atol=1e-5)
         assert fe.double()(x.double()).dtype == torch.float64
+
+
+def test_waveform_layer_folds_its_layernorm_exactly():
+    """Inference folds the waveform layer's LayerNorm into its product (statistics from a k x k
+    covariance of the weights): the same as conv -> LayerNorm -> GELU up to fp32 rounding, for
+    loud, quiet and all-zero (digital silence: LayerNorm gives its bias) windows."""
+    torch.manual_seed(1)
+    layer = ConvLayer(1, 64, 10, 5, eps=1e-5)
+    with torch.no_grad():
+        layer.conv.weight.normal_(0.0, 0.3)
+        layer.norm.weight.uniform_(0.5, 1.5)
+        layer.norm.bias.normal_(0.0, 0.2)
+    wave = torch.randn(4000) * torch.linspace(0, 2, 4000)
+    wave[1000:2000] *= 1e-4
+    wave[2000:3000] = 0.0
+    x = wave.unsqueeze(-1)
+    want = F.gelu(
+        F.layer_norm(
+            layer.conv(wave.view(1, 1, -1))[0].t(), (64,), layer.norm.weight, layer.norm.bias
+        )
+    )
+    with torch.inference_mode():
+        got = layer(x)
+    assert layer._cache  # the folded form ran
+    torch.testing.assert_close(got, want.detach(), rtol=1e-5, atol=2e-5)
+    silent = slice(2000 // 5, (3000 - 10) // 5 + 1)
+    assert torch.equal(got[silent], F.gelu(layer.norm.bias.detach()).expand_as(got[silent]))

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activation import gelu
+
 
 class ConvLayer(nn.Module):
     """Conv1d without bias, LayerNorm over channels at each time step (in fp32), GELU.
@@ -14,27 +16,65 @@ class ConvLayer(nn.Module):
     over strided rows of the input (BLAS reads the strided rows in place), which runs several
     times faster on CPU than ``nn.Conv1d`` for these 512-channel layers and needs no transposes
     for the LayerNorm. The weights stay an ``nn.Conv1d`` so checkpoints map one to one.
+
+    The waveform layer (1 input channel) folds its LayerNorm into the product at inference (see
+    :meth:`_waveform_layer`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, eps: float):
         super().__init__()
         self.conv = nn.Conv1d(in_channels, out_channels, kernel, stride=stride, bias=False)
         self.norm = nn.LayerNorm(out_channels, eps=eps)
-        self._taps: torch.Tensor | None = None
-        self._taps_key: tuple | None = None
+        self._cache: dict[str, tuple[tuple, tuple[torch.Tensor, ...]]] = {}
+
+    def _cached(self, name: str, params: tuple[torch.Tensor, ...], dtype: torch.dtype, build):
+        """``build()`` without autograd, kept until one of ``params`` changes (new storage, an
+        in-place update, another dtype or device): re-laying out the weights each call cost about
+        1% of a forward."""
+        key = (dtype, *((p.data_ptr(), p._version, p.device) for p in params))
+        hit = self._cache.get(name)
+        if hit is None or hit[0] != key:
+            with torch.no_grad():
+                hit = (key, build())
+            self._cache[name] = hit
+        return hit[1]
 
     def _tap_weights(self, dtype: torch.dtype) -> torch.Tensor:
-        """The weights as (k, in, out), one matrix per kernel tap. Without autograd the
-        re-layout is cached (it cost about 1% of a forward) and redone when the weights change
-        (new storage, an in-place update, another dtype)."""
+        """The weights as (k, in, out), one matrix per kernel tap."""
         weight = self.conv.weight
         if weight.requires_grad and torch.is_grad_enabled():
             return weight.to(dtype).permute(2, 1, 0).contiguous()
-        key = (weight.data_ptr(), weight._version, dtype, weight.device)
-        if self._taps_key != key:
-            self._taps = weight.detach().to(dtype).permute(2, 1, 0).contiguous()
-            self._taps_key = key
-        return self._taps
+        return self._cached(
+            "taps", (weight,), dtype, lambda: (weight.to(dtype).permute(2, 1, 0).contiguous(),)
+        )[0]
+
+    def _waveform_layer(self, windows: torch.Tensor) -> torch.Tensor:
+        """Inference form of the waveform layer: (L', k) sample windows -> GELU(LN(conv)).
+
+        With one input channel each output frame is y = W w for a window w of k samples, so the
+        LayerNorm's statistics over the output channels are functions of w alone:
+        mean(y) = m.w with m the mean row of W, and var(y) = w' S w with S the k x k covariance
+        of W's rows. Hence LN(y) = g * (W - m) w / sqrt(w' S w + eps) + b, which is one product
+        of the rescaled windows with the centred, gain-scaled weights, bias included: the
+        LayerNorm's two passes over the 512-channel output (the largest tensor of the model,
+        3,200 frames a second) disappear. The same maths as LayerNorm in fp32 up to rounding.
+        """
+        weight, norm = self.conv.weight, self.norm
+
+        def build():
+            w = weight[:, 0, :].double()  # (out, k)
+            centred = w - w.mean(dim=0)
+            cov = centred.t() @ centred / w.shape[0]  # (k, k), biased like LayerNorm
+            scaled = centred * norm.weight.double()[:, None]
+            return cov.float(), scaled.t().contiguous().float(), norm.bias.detach().float()
+
+        cov, scaled_t, bias = self._cached(
+            "waveform", (weight, norm.weight, norm.bias), torch.float32, build
+        )
+        windows = windows.contiguous()
+        var = ((windows @ cov) * windows).sum(dim=1, keepdim=True).clamp_min_(0)
+        inv_std = torch.rsqrt(var.add_(norm.eps))
+        return gelu(torch.addmm(bias, windows * inv_std, scaled_t))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(L, C_in) -> (L', C_out) with L' = (L - kernel) // stride + 1."""
@@ -42,8 +82,12 @@ class ConvLayer(nn.Module):
         length = (x.shape[0] - kernel) // stride + 1
         if self.conv.in_channels == 1:
             # the waveform layer: explicit windows, one small product
-            weight = self.conv.weight.to(x.dtype)  # (out, 1, k)
-            y = x[:, 0].unfold(0, kernel, stride) @ weight[:, 0, :].t()
+            windows = x[:, 0].unfold(0, kernel, stride)
+            tracked = x.requires_grad or self.conv.weight.requires_grad
+            inference = not (torch.is_grad_enabled() and tracked)
+            if inference and x.dtype == torch.float32:
+                return self._waveform_layer(windows)
+            y = windows @ self.conv.weight[:, 0, :].to(x.dtype).t()
         else:
             taps = self._tap_weights(x.dtype)  # (k, in, out)
             span = stride * (length - 1) + 1
@@ -59,7 +103,7 @@ class ConvLayer(nn.Module):
             self.norm.bias.float(),
             self.norm.eps,
         ).type_as(y)
-        return F.gelu(y)
+        return gelu(y)
 
 
 #: The conv stack runs over at most this many output frames at a time. The first layer's output

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activation import gelu
+
 
 class PositionalConv(nn.Module):
     """Stack of grouped convs whose output is *added* to the features (official ``relative_positional_encoder``).
@@ -47,7 +49,7 @@ class PositionalConv(nn.Module):
                 groups=conv.groups,
             )
             h = y.squeeze(2).transpose(1, 2)  # (B, T, D)
-            h = F.gelu(F.layer_norm(h, (h.shape[-1],), eps=self.eps))
+            h = gelu(F.layer_norm(h, (h.shape[-1],), eps=self.eps))
         return h
 
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activation import gelu
 from .positional import AlibiBias
 
 #: Above this many attention-score elements (B x H x T x T), attention runs in blocks of query rows
@@ -63,7 +64,7 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(activation_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.dropout(F.gelu(self.fc1(x))))
+        return self.fc2(self.dropout(gelu(self.fc1(x))))
 
 
 class TransformerBlock(nn.Module):

@@ -4,6 +4,8 @@ torch.compile is not available."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -12,13 +14,15 @@ import torch.nn.functional as F
 from emotion2vec import int8 as int8_mod
 from emotion2vec.int8 import (
     Int8ConvLayer,
-    Int8FeedForward,
     Int8Linear,
+    Int8TransformerBlock,
     int8_product,
     quantize_int8,
     quantize_weight,
 )
 from emotion2vec.model.feature_extractor import ConvLayer
+from emotion2vec.model.positional import AlibiBias, alibi_slopes
+from emotion2vec.model.transformer import TransformerBlock, attend
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -97,8 +101,9 @@ def test_quantize_int8_replaces_every_product_but_the_first_conv(plus_model, mak
     assert all(isinstance(layer, Int8ConvLayer) for layer in layers[1:])
     assert isinstance(enc.feature_projection.linear, Int8Linear)
     for block in [*enc.context_blocks, *enc.blocks]:
-        assert isinstance(block.attn.qkv, Int8Linear) and isinstance(block.attn.proj, Int8Linear)
-        assert isinstance(block.mlp, Int8FeedForward) and block.mlp.fc1.gelu
+        assert isinstance(block, Int8TransformerBlock)
+        assert all(isinstance(p, Int8Linear) for p in (block.qkv, block.proj, block.fc1, block.fc2))
+        assert block.fc1.gelu and not block.fc2.gelu
     assert not [m for m in enc.modules() if isinstance(m, torch.nn.Linear)]
     assert isinstance(fast.head, torch.nn.Module) and not isinstance(fast.head, Int8Linear)
 
@@ -124,7 +129,7 @@ def test_compiled_and_uncompiled_agree(plus_model, make_wave):
     wave = make_wave(20000, seed=5)
     eager = quantize_int8(plus_model, compile=False).extract(wave, sample_rate=16000)
     compiled = quantize_int8(plus_model).extract(wave, sample_rate=16000)
-    if int8_mod._product.failed:
+    if int8_mod._Compiled.failed:
         pytest.skip("torch.compile is not available on this machine")
     # the two can round a few activations to different int8 steps; nothing more
     assert cosine(eager, compiled) > 0.9999
@@ -137,8 +142,9 @@ def test_compile_failure_falls_back_with_a_warning(monkeypatch):
 
         return run
 
-    product = int8_mod._Product()
+    product = int8_mod._Compiled(int8_product)
     monkeypatch.setattr(int8_mod, "_product", product)
+    monkeypatch.setattr(int8_mod._Compiled, "failed", False)
     monkeypatch.setattr(torch, "compile", broken)
     torch.manual_seed(4)
     x, weight = torch.randn(5, 32), torch.randn(8, 32)
@@ -148,16 +154,42 @@ def test_compile_failure_falls_back_with_a_warning(monkeypatch):
         layer.weight_scale.copy_(quantize_weight(weight)[1])
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         y = layer(x)
-    assert product.failed
+    assert int8_mod._Compiled.failed  # one failure switches every compiled function off
     want = int8_product(x, layer.weight_t, layer.weight_scale, layer.bias)
     assert torch.equal(y, want)
     assert torch.equal(layer(x), want)  # later calls go straight to the uncompiled function
 
 
 def test_an_input_error_is_not_taken_for_a_compiler_failure(monkeypatch):
-    product = int8_mod._Product()
+    product = int8_mod._Compiled(int8_product)
     monkeypatch.setattr(int8_mod, "_product", product)
+    monkeypatch.setattr(int8_mod._Compiled, "failed", False)
     layer = Int8Linear(torch.nn.Linear(32, 8))
     with pytest.raises(RuntimeError):
         layer(torch.randn(5, 31))  # wrong width: the uncompiled retry fails the same way
-    assert not product.failed
+    assert not int8_mod._Compiled.failed
+
+
+def test_int8_block_is_the_block_with_int8_products():
+    """Int8TransformerBlock = LN2(h + fc2(GELU(fc1(h)))), h = LN1(x + proj(attention(qkv(x)))),
+    with its own int8 products, and close to the fp32 block (with padding in the batch)."""
+    torch.manual_seed(6)
+    block = TransformerBlock(32, 4, 4.0, 1e-5, 0.0, 0.0, 0.0, 0.0).eval()
+    with torch.no_grad():
+        for norm in (block.norm1, block.norm2):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.normal_(0.0, 0.2)
+    x = torch.randn(2, 9, 32)
+    pad = torch.zeros(2, 9, dtype=torch.bool)
+    pad[1, 6:] = True
+    bias = AlibiBias(torch.tensor(alibi_slopes(4)), torch.ones(4), 9, key_padding_mask=pad)
+    with torch.inference_mode():
+        want_out, want_ffn = block(x, bias)
+        fast = Int8TransformerBlock(copy.deepcopy(block), compile=False)
+        out, ffn = fast(x, bias)
+        h = fast.norm1(x + fast.proj(attend(fast.qkv(x), bias, 4)))
+        composed_ffn = fast.fc2(fast.fc1(h))
+        torch.testing.assert_close(ffn, composed_ffn, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out, fast.norm2(h + composed_ffn), rtol=1e-5, atol=1e-5)
+    assert relative_error(out, want_out) < 0.03 and relative_error(ffn, want_ffn) < 0.05
+    assert not torch.equal(out, want_out)

@@ -260,7 +260,7 @@ def test_cli_quantize_int8_extracts_close_to_exact(model_dir, corpus, tmp_path, 
     from emotion2vec import int8 as int8_mod
 
     # the uncompiled int8 path (the compiled one is tested in tests/test_int8.py)
-    monkeypatch.setattr(int8_mod._product, "failed", True)
+    monkeypatch.setattr(int8_mod._Compiled, "failed", True)
     exact, fast = tmp_path / "exact", tmp_path / "fast"
     args = ["extract", str(corpus / "spk1"), "-m", str(model_dir), "--quiet", "-o"]
     assert main([*args, str(exact)]) == 0

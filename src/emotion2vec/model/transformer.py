@@ -14,6 +14,38 @@ from .positional import AlibiBias
 MAX_SCORE_ELEMENTS = 2**26
 
 
+def attend(
+    qkv: torch.Tensor, bias: AlibiBias, num_heads: int, dropout: float = 0.0
+) -> torch.Tensor:
+    """Multi-head attention of packed projections: qkv (B, T, 3 D) -> (B, T, D), before the
+    output projection. Inputs long enough that the (B, H, T, T) scores would pass
+    ``MAX_SCORE_ELEMENTS`` run in blocks of query rows."""
+    batch, length, width = qkv.shape
+    dim = width // 3
+    heads = qkv.view(batch, length, 3, num_heads, dim // num_heads)
+    q, k, v = heads.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, Dh)
+    rows = max(1, MAX_SCORE_ELEMENTS // (batch * num_heads * length))
+    if rows >= length:
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.full().to(q.dtype), dropout_p=dropout
+        )
+    else:
+        out = torch.cat(
+            [
+                F.scaled_dot_product_attention(
+                    q[:, :, s : s + rows],
+                    k,
+                    v,
+                    attn_mask=bias.rows(s, min(s + rows, length)).to(q.dtype),
+                    dropout_p=dropout,
+                )
+                for s in range(0, length, rows)
+            ],
+            dim=2,
+        )
+    return out.transpose(1, 2).reshape(batch, length, dim)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention; the bias (ALiBi + key padding) is added to the logits in fp32."""
 
@@ -27,31 +59,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, bias: AlibiBias) -> torch.Tensor:
         """x: (B, T, D); bias: the ALiBi + key-padding bias of this pass. Returns (B, T, D)."""
-        batch, length, dim = x.shape
-        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, Dh)
         dropout = self.attention_dropout if self.training else 0.0
-        rows = max(1, MAX_SCORE_ELEMENTS // (batch * self.num_heads * length))
-        if rows >= length:
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=bias.full().to(q.dtype), dropout_p=dropout
-            )
-        else:
-            out = torch.cat(
-                [
-                    F.scaled_dot_product_attention(
-                        q[:, :, s : s + rows],
-                        k,
-                        v,
-                        attn_mask=bias.rows(s, min(s + rows, length)).to(q.dtype),
-                        dropout_p=dropout,
-                    )
-                    for s in range(0, length, rows)
-                ],
-                dim=2,
-            )
-        out = out.transpose(1, 2).reshape(batch, length, dim)
-        return self.dropout(self.proj(out))
+        return self.dropout(self.proj(attend(self.qkv(x), bias, self.num_heads, dropout)))
 
 
 class FeedForward(nn.Module):

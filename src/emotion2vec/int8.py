@@ -18,10 +18,11 @@ function compiled with ``torch.compile`` (inductor, dynamic shapes), so the elem
 are fused into one loop before and one after the product; in each transformer block, everything
 after the attention (output projection, residual adds, both LayerNorms, the FFN) is one compiled
 function, which also fuses each LayerNorm and GELU with the quantisation of the next product's
-input (measured: that part of a block 27% faster than product by product). Compiling takes ~15 s the first time
-in a process (inductor caches on disk across processes); when it fails (for example no C++
-compiler) the same function runs uncompiled, with a warning: the same maths, slower (the two can
-round a few activations to neighbouring int8 steps: embedding cosine between them > 0.9999).
+input (measured: that part of a block 27% faster than product by product). Compiling takes
+~15 s the first time in a process (inductor caches on disk across processes); when it fails (for
+example no C++ compiler) the same functions run uncompiled, with a warning: the same maths,
+slower (the two can round a few activations to neighbouring int8 steps: embedding cosine between
+them > 0.9999).
 """
 
 from __future__ import annotations
@@ -81,17 +82,15 @@ def int8_block_tail(
     norm2: tuple[torch.Tensor, torch.Tensor, float],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Everything of a post-LN transformer block after the attention, with int8 products:
-    x (block input) and mixed (attention output before its projection), both (B, T, D) ->
+    x (block input) and mixed (attention output before its projection), both (rows, D) ->
     (LN2(h + FFN(h)), FFN(h)) with h = LN1(x + proj(mixed)). Each product is
     (weight_t, weight_scale, bias) of :func:`quantize_weight`; each norm (weight, bias, eps).
     One compiled function, so the residual adds, the LayerNorms, GELU and the quantisation of
     the next product's input share passes over memory instead of one pass each."""
     dim = x.shape[-1]
-    rows = x.reshape(-1, dim).float()
-    h = F.layer_norm(rows + int8_product(mixed.reshape(-1, dim), *proj), (dim,), *norm1)
+    h = F.layer_norm(x.float() + int8_product(mixed, *proj), (dim,), *norm1)
     ffn = int8_product(int8_product(h, *fc1, gelu=True), *fc2)
-    out = F.layer_norm(h + ffn, (dim,), *norm2)
-    return out.view(x.shape), ffn.view(x.shape)
+    return F.layer_norm(h + ffn, (dim,), *norm2), ffn
 
 
 class _Compiled:
@@ -171,9 +170,10 @@ class Int8TransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, bias: AlibiBias) -> tuple[torch.Tensor, torch.Tensor]:
         mixed = attend(self.qkv(x), bias, self.num_heads)
+        # (B, T, D) as rows: a batch of one would otherwise compile a second graph
         out, ffn = _block_tail(
-            x,
-            mixed,
+            x.reshape(-1, x.shape[-1]),
+            mixed.reshape(-1, x.shape[-1]),
             self.proj.operands(),
             (self.norm1.weight, self.norm1.bias, self.norm1.eps),
             self.fc1.operands(),
@@ -181,7 +181,7 @@ class Int8TransformerBlock(nn.Module):
             (self.norm2.weight, self.norm2.bias, self.norm2.eps),
             compile=self.compile,
         )
-        return out.to(x.dtype), ffn.to(x.dtype)
+        return out.view(x.shape).to(x.dtype), ffn.view(x.shape).to(x.dtype)
 
 
 class Int8ConvLayer(nn.Module):

@@ -13,11 +13,15 @@ import torch.nn.functional as F
 
 from emotion2vec import int8 as int8_mod
 from emotion2vec.int8 import (
+    GELU_NEGATIVE_BOUND,
     Int8ConvLayer,
     Int8Linear,
     Int8TransformerBlock,
+    int8_matmul,
     int8_product,
+    quantize_gelu_rows,
     quantize_int8,
+    quantize_rows,
     quantize_weight,
 )
 from emotion2vec.model.feature_extractor import ConvLayer
@@ -60,6 +64,25 @@ def test_rows_are_quantised_with_their_own_scale():
         got = y[row] - bias
         assert relative_error(got, want[row] - bias) < 0.02
     assert torch.equal(y[2], bias)
+
+
+def test_gelu_rows_are_quantised_without_clipping_from_their_maximum():
+    """quantize_gelu_rows takes each row's range from max(y) instead of max |GELU(y)|: every
+    value stays within half a step, nothing is clipped (also a row that is all negative, down
+    to GELU's minimum), and where max(y) is large the scale is quantize_rows's within 0.2%."""
+    torch.manual_seed(7)
+    y = torch.randn(5, 3072) * torch.tensor([1.0, 3.0, 0.05, 1.0, 1.0])[:, None]
+    y[3] = -y[3].abs()  # all negative: |GELU| <= 0.16997, the bound sets the range
+    y[4] = -0.7517916  # GELU's minimum everywhere
+    q, scale = quantize_gelu_rows(y)
+    assert q.dtype == torch.int8 and scale.shape == (5, 1)
+    values = F.gelu(y)
+    assert bool(((q.float() * scale - values).abs() <= scale / 2 + 1e-7).all())
+    assert int(q[4].min()) == -127  # the minimum is representable: the bound is not too small
+    assert bool((scale[2:] == GELU_NEGATIVE_BOUND / 127).all())
+    _, plain = quantize_rows(values)
+    ratio = scale[:2] / plain[:2]
+    assert bool((ratio >= 1.0).all()) and bool((ratio < 1.002).all())
 
 
 def test_product_epilogue_norm_and_gelu():
@@ -188,7 +211,8 @@ def test_int8_block_is_the_block_with_int8_products():
         fast = Int8TransformerBlock(copy.deepcopy(block), compile=False)
         out, ffn = fast(x, bias)
         h = fast.norm1(x + fast.proj(attend(fast.qkv(x), bias, 4)))
-        composed_ffn = fast.fc2(fast.fc1(h))
+        hidden = int8_product(h.reshape(-1, 32), *fast.fc1.operands())
+        composed_ffn = int8_matmul(*quantize_gelu_rows(hidden), *fast.fc2.operands()).view(x.shape)
         torch.testing.assert_close(ffn, composed_ffn, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(out, fast.norm2(h + composed_ffn), rtol=1e-5, atol=1e-5)
     assert relative_error(out, want_out) < 0.03 and relative_error(ffn, want_ffn) < 0.05

@@ -480,6 +480,76 @@ def test_chunked_attention_one_row_at_a_time(make_model, make_wave, monkeypatch)
     assert max_diff(out, ref) <= 1e-5
 
 
+def test_long_unpadded_attention_reads_the_bias_from_its_diagonals(
+    make_model, make_wave, monkeypatch
+):
+    """Where the bias would be built in row blocks and has no padding (one long recording, or
+    equal lengths), every block attends with the Hankel view of the bias diagonals instead: the
+    same hidden states, embeddings and logits as the whole-bias path; no bias rows are built."""
+    model = make_model(14)
+    wave = normalize_waveform(torch.from_numpy(make_wave(12000, 6)))
+    x = torch.stack([wave, wave.flip(0)])  # equal lengths: no padding
+    with torch.no_grad():
+        ref = model(x, output_hidden_states=True)
+    calls = []
+    by_diagonals = transformer_mod.attend_by_diagonals
+
+    def counting(q, k, v, diagonals, num_extra):
+        calls.append((q.shape[2], num_extra))
+        return by_diagonals(q, k, v, diagonals, num_extra)
+
+    def no_rows(self, start, end):
+        raise AssertionError("bias rows built")
+
+    monkeypatch.setattr(transformer_mod, "attend_by_diagonals", counting)
+    monkeypatch.setattr(AlibiBias, "rows", no_rows)
+    monkeypatch.setattr(transformer_mod, "MAX_SCORE_ELEMENTS", 1)
+    with torch.no_grad():
+        out = model(x, output_hidden_states=True)
+    extra = model.config.encoder.num_extra_tokens
+    assert len(calls) == model.config.encoder.num_layers and calls[0][1] == extra
+    for got, want in zip(out[0].hidden_states, ref[0].hidden_states, strict=True):
+        assert max_diff(got, want) <= 1e-5
+    assert max_diff(out[1], ref[1]) <= 1e-5 and max_diff(out[2], ref[2]) <= 1e-5
+
+
+@pytest.mark.parametrize("extra", [0, 3])
+def test_attend_by_diagonals_equals_attention_over_the_whole_bias(extra):
+    torch.manual_seed(15)
+    heads, frames = 4, 23
+    scale = torch.tensor([0.7, 0.2, 1.3, 0.9])
+    qkv = torch.randn(2, extra + frames, 3 * heads * 8)
+    bias = AlibiBias(torch.tensor(alibi_slopes(heads)), scale, frames, num_extra_tokens=extra)
+    q, k, v = qkv.view(2, extra + frames, 3, heads, 8).permute(2, 0, 3, 1, 4).unbind(0)
+    with torch.no_grad():
+        want = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.full())
+        got = transformer_mod.attend_by_diagonals(q, k, v, bias.diagonals(), extra)
+    assert got.shape == want.shape
+    assert max_diff(got, want) <= 1e-5
+
+
+def test_alibi_diagonals_are_the_frame_bias_or_none():
+    heads, frames, extra = 4, 9, 3
+    slopes, scale = torch.tensor(alibi_slopes(heads)), torch.tensor([0.7, 0.2, 1.3, 0.9])
+    no_pad = torch.zeros(2, frames, dtype=torch.bool)
+    bias = AlibiBias(slopes, scale, frames, num_extra_tokens=extra, key_padding_mask=no_pad)
+    diagonals = bias.diagonals()
+    assert diagonals.shape == (heads, 2 * frames - 1)
+    hankel = diagonals.as_strided((heads, frames, frames), (2 * frames - 1, 1, 1))
+    # with the keys reversed, the view is exactly the frame block of the bias
+    assert torch.equal(hankel.flip(-1), bias.full()[0, :, extra:, extra:])
+    padded = no_pad.clone()
+    padded[1, -1] = True
+    assert AlibiBias(slopes, scale, frames, key_padding_mask=padded).diagonals() is None
+    kept = torch.tensor([[0, 2, 3, 7]])  # pre-training's visible frames: not evenly spaced
+    assert AlibiBias(slopes, scale, 4, positions=kept).diagonals() is None
+    trainable = scale.clone().requires_grad_(True)
+    with torch.enable_grad():
+        assert AlibiBias(slopes, trainable, frames).diagonals() is None
+    with torch.no_grad():
+        assert AlibiBias(slopes, trainable, frames).diagonals() is not None
+
+
 # ------------------------------------------------------------------------------------------
 # Hidden states, keep_index
 # ------------------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ class AlibiBias:
     and every block reuses it. Long inputs would need 1.7 GB for 120 s at 12 heads, so attention
     asks for row blocks instead: the head-independent distances of each block are kept (T x T
     floats in all) and the per-head bias is one multiplication per block and layer (for very long inputs
-    the distances are recomputed instead of kept).
+    the distances are recomputed instead of kept). Without padding, at inference, long inputs
+    need none of that: :meth:`diagonals` gives the whole frame bias as (H, 2T - 1) values.
     """
 
     def __init__(
@@ -102,6 +103,9 @@ class AlibiBias:
             torch.arange(num_frames, device=device).unsqueeze(0) if positions is None else positions
         )
         self.positions = pos.to(torch.float32)  # (B or 1, T)
+        self.num_frames = num_frames
+        self._evenly_spaced = positions is None
+        self._diagonals: torch.Tensor | None = None
         self.key_padding_mask = None
         if key_padding_mask is not None:
             extra = key_padding_mask.new_zeros(key_padding_mask.shape[0], num_extra_tokens)
@@ -153,6 +157,27 @@ class AlibiBias:
         if self.key_padding_mask is not None:
             bias.masked_fill_(self.key_padding_mask[:, None, None, :], float("-inf"))
         return bias
+
+    def diagonals(self) -> torch.Tensor | None:
+        """The frame-to-frame bias by its diagonals, for attention whose frame keys are in reverse
+        order: (H, 2T - 1) with ``bias[b, h, E + i, E + T - 1 - j] = diagonals[h, i + j]``, so
+        ``diagonals.as_strided((H, T, T), (2T - 1, 1, 1))`` is the whole frame block without
+        ever building it (a Hankel matrix: each anti-diagonal is one distance). None when the
+        bias has no such form or autograd needs it: explicit positions (pre-training's visible
+        frames), any padded key, or a trainable ALiBi scale with gradients on.
+
+        Same values as :meth:`rows`: ``-|i - j|`` times the per-head factor, in fp32.
+        """
+        if not self._evenly_spaced or (torch.is_grad_enabled() and self.coef.requires_grad):
+            return None
+        if self.key_padding_mask is not None and bool(self.key_padding_mask.any()):
+            return None
+        if self._diagonals is None:
+            n = self.num_frames
+            offset = torch.arange(2 * n - 1, device=self.coef.device, dtype=torch.float32)
+            distance = -(offset - (n - 1)).abs()
+            self._diagonals = distance.unsqueeze(0) * self.coef.unsqueeze(1)
+        return self._diagonals
 
     def full(self) -> torch.Tensor:
         """The whole bias (B or 1, H, E + T, E + T), computed once and reused by every block."""

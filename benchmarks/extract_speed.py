@@ -98,6 +98,8 @@ def worker(args) -> dict:
         start = time.perf_counter()
         embs = [run_one(f) for f in files]
         wall = time.perf_counter() - start
+    elif mode == "paired-int8":
+        return paired_int8(args, files, warmup)
     else:
         from emotion2vec import load_model
         from emotion2vec.int8 import quantize_int8
@@ -133,6 +135,44 @@ def worker(args) -> dict:
     if mode.startswith("ours"):
         result["warmup_s"] = warmup_s
     return result
+
+
+def _batched_run(model, files: list[str], args) -> float:
+    """Wall time of our batched job (decoding included) over ``files``."""
+    from emotion2vec.jobs import run_model
+    from emotion2vec.sources import AudioSource
+
+    sources = [AudioSource(Path(f), Path(f).name) for f in files]
+    start = time.perf_counter()
+    run_model(
+        model,
+        sources,
+        todo=list(range(len(sources))),
+        on_result=lambda r: None,
+        on_failure=lambda s, reason: print(f"failed {s.path}: {reason}", file=sys.stderr),
+        batch_seconds=args.batch_seconds,
+        progress=False,
+    )
+    return time.perf_counter() - start
+
+
+def paired_int8(args, files: list[str], warmup: str) -> dict:
+    """Exact and int8 in one process, alternating over the same clips (ABBA...), so that both
+    see the same machine: on a shared host, two processes minutes apart can differ by 15% on
+    the very same work, which is larger than the effect measured."""
+    from emotion2vec import load_model
+    from emotion2vec.int8 import quantize_int8
+
+    exact = load_model(args.model_dir)
+    fast = quantize_int8(exact)
+    exact.extract(warmup)
+    fast.extract(warmup)
+    walls: dict[str, list[float]] = {"exact": [], "int8": []}
+    for round_ in range(args.paired_rounds):
+        order = ("exact", "int8") if round_ % 2 == 0 else ("int8", "exact")
+        for name in order:
+            walls[name].append(_batched_run(exact if name == "exact" else fast, files, args))
+    return {"walls": walls, "rss_mb": _rss_mb()}
 
 
 # ------------------------------------------------------------------------------------------
@@ -232,6 +272,8 @@ def run_worker(python: str, mode: str, model_dir: Path, files: list[str], tmp: P
         str(args.batch_seconds),
         "--warmup",
         str(tmp / WARMUP_NAME),
+        "--paired-rounds",
+        str(args.paired_rounds),
     ]
     if extra.get("window"):
         cmd += ["--window-seconds", str(extra["window"])]
@@ -242,7 +284,8 @@ def run_worker(python: str, mode: str, model_dir: Path, files: list[str], tmp: P
         print(f"[{mode}] failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["emb"] = np.load(save)
+    if save.exists():  # the paired A/B saves no embeddings
+        result["emb"] = np.load(save)
     return result
 
 
@@ -309,6 +352,13 @@ def main() -> None:
     p.add_argument("--warmup", default=None, help=argparse.SUPPRESS)
     p.add_argument("--onnx", default=None, help=argparse.SUPPRESS)
     p.add_argument("--skip-onnx", action="store_true", help="skip the onnxruntime row")
+    p.add_argument(
+        "--paired-clips",
+        type=int,
+        default=48,
+        help="RAVDESS clips for the int8-vs-exact A/B in one process (0: skip)",
+    )
+    p.add_argument("--paired-rounds", type=int, default=4, help="rounds of that A/B")
     args = p.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
@@ -424,6 +474,24 @@ def main() -> None:
                 "of clips (largest exact top-2 margin among the flipped: {flip_margin:.4f}, median "
                 "margin {margin:.4f}); largest probability change {dp:.4f}".format(**int8_fidelity)
             )
+
+        # int8 against exact, alternating in one process
+        ravdess_files = next((f for n, f in sets if n.startswith("RAVDESS")), None)
+        if ravdess_files and args.paired_clips > 0:
+            subset = ravdess_files[: args.paired_clips]
+            res = run_worker(sys.executable, "paired-int8", model_dir, subset, tmp, args)
+            if res:
+                walls = res["walls"]
+                ratios = [e / i for e, i in zip(walls["exact"], walls["int8"], strict=True)]
+                audio = sum(sf.info(f).frames for f in subset) / 16000
+                print(
+                    f"int8 vs exact in one process, alternating over {len(subset)} RAVDESS clips "
+                    f"({audio:.0f} s), {len(ratios)} rounds: exact RTF "
+                    f"{min(walls['exact']) / audio:.3f}, int8 RTF {min(walls['int8']) / audio:.3f}; "
+                    f"speed-up per round {', '.join(f'{r:.2f}' for r in ratios)} "
+                    f"(median {float(np.median(ratios)):.2f}x, best-of exact / best-of int8 "
+                    f"{min(walls['exact']) / min(walls['int8']):.2f}x)"
+                )
 
         # memory on a long recording
         if args.long_seconds > 0:

@@ -58,7 +58,7 @@ GELU_NEGATIVE_BOUND = 0.17
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(M, K) float -> (M, K) int8 and the (M, 1) scales: each row symmetric, with its own scale."""
     top = x.abs().amax(dim=1, keepdim=True).clamp_min(_TINY)
-    # a product with the reciprocal: a vector division per element costs ~20x a multiplication
+    # times the reciprocal: a vector division per element has ~20x the throughput cost of a product
     return torch.round(x * (127.0 / top)).to(torch.int8), top / 127.0
 
 

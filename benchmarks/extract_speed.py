@@ -7,6 +7,11 @@ peak RSS is per system), on the same files (decoding included), with base-size r
     python benchmarks/extract_speed.py --ravdess-limit 0        # all 1,440 RAVDESS clips
     python benchmarks/extract_speed.py --funasr-python ../funasr-venv/bin/python
 
+The machine's fp32 matmul peak is measured again before every set (each row's %peak is against
+the highest so far), and int8 is also timed against exact in one process, alternating over the
+same RAVDESS clips (``--paired-clips``), since two processes minutes apart on a shared host can
+differ by more than the effect.
+
 FunASR runs when ``funasr`` is importable by the interpreter given with ``--funasr-python``
 (default: this one, else ``../funasr-venv/bin/python`` next to the repository). The machine is
 shared and noisy: compare ratios within one run, not absolute numbers across runs.
@@ -103,8 +108,6 @@ def worker(args) -> dict:
     else:
         from emotion2vec import load_model
         from emotion2vec.int8 import quantize_int8
-        from emotion2vec.jobs import run_model
-        from emotion2vec.sources import AudioSource
 
         model = load_model(args.model_dir)
         warm = time.perf_counter()
@@ -116,18 +119,7 @@ def worker(args) -> dict:
         if mode == "ours-single":
             embs = [model.extract(f) for f in files]
         else:
-            sources = [AudioSource(Path(f), Path(f).name) for f in files]
-            out: dict[str, np.ndarray] = {}
-            run_model(
-                model,
-                sources,
-                todo=list(range(len(sources))),
-                on_result=lambda r: out.__setitem__(str(r.source.path), r.embedding[0]),
-                on_failure=lambda s, reason: print(f"failed {s.path}: {reason}", file=sys.stderr),
-                batch_seconds=args.batch_seconds,
-                window_seconds=args.window_seconds,
-                progress=False,
-            )
+            out = _batched_run(model, files, args, window_seconds=args.window_seconds)
             embs = [out[str(Path(f))] for f in files]
         wall = time.perf_counter() - start
     np.save(args.save, np.stack(embs))
@@ -137,23 +129,24 @@ def worker(args) -> dict:
     return result
 
 
-def _batched_run(model, files: list[str], args) -> float:
-    """Wall time of our batched job (decoding included) over ``files``."""
+def _batched_run(model, files: list[str], args, window_seconds=None) -> dict[str, np.ndarray]:
+    """Our batched job (decoding included) over ``files``: utterance embedding per path."""
     from emotion2vec.jobs import run_model
     from emotion2vec.sources import AudioSource
 
     sources = [AudioSource(Path(f), Path(f).name) for f in files]
-    start = time.perf_counter()
+    out: dict[str, np.ndarray] = {}
     run_model(
         model,
         sources,
         todo=list(range(len(sources))),
-        on_result=lambda r: None,
+        on_result=lambda r: out.__setitem__(str(r.source.path), r.embedding[0]),
         on_failure=lambda s, reason: print(f"failed {s.path}: {reason}", file=sys.stderr),
         batch_seconds=args.batch_seconds,
+        window_seconds=window_seconds,
         progress=False,
     )
-    return time.perf_counter() - start
+    return out
 
 
 def paired_int8(args, files: list[str], warmup: str) -> dict:
@@ -171,7 +164,9 @@ def paired_int8(args, files: list[str], warmup: str) -> dict:
     for round_ in range(args.paired_rounds):
         order = ("exact", "int8") if round_ % 2 == 0 else ("int8", "exact")
         for name in order:
-            walls[name].append(_batched_run(exact if name == "exact" else fast, files, args))
+            start = time.perf_counter()
+            _batched_run(exact if name == "exact" else fast, files, args)
+            walls[name].append(time.perf_counter() - start)
     return {"walls": walls, "rss_mb": _rss_mb()}
 
 

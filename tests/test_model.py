@@ -528,6 +528,43 @@ def test_attend_by_diagonals_equals_attention_over_the_whole_bias(extra):
     assert max_diff(got, want) <= 1e-5
 
 
+@pytest.mark.parametrize("padded", [False, True])
+def test_long_attention_gradients_with_a_frozen_alibi_scale(padded, monkeypatch):
+    """With autograd on and a frozen ALiBi scale (q, k, v still trainable), attention over a
+    long input gives the gradients of attention over the whole bias: the row blocks must not
+    share one buffer that autograd keeps (it raised "modified by an inplace operation"), and the
+    diagonal path, whose kernel does not differentiate its log-sum-exps, must not be taken."""
+    torch.manual_seed(16)
+    heads, frames, extra = 4, 30, 3
+    scale = torch.tensor([0.7, 0.2, 1.3, 0.9])
+    pad = torch.zeros(2, frames, dtype=torch.bool)
+    if padded:
+        pad[1, 25:] = True
+
+    def attention_and_grad():
+        qkv = torch.randn(
+            2, extra + frames, 3 * heads * 8, generator=torch.Generator().manual_seed(0)
+        )
+        qkv.requires_grad_(True)
+        bias = AlibiBias(
+            torch.tensor(alibi_slopes(heads)),
+            scale,
+            frames,
+            num_extra_tokens=extra,
+            key_padding_mask=pad,
+        )
+        out = transformer_mod.attend(qkv, bias, heads)
+        weights = torch.linspace(-1, 1, out.numel()).view(out.shape)
+        (grad,) = torch.autograd.grad((out * weights).sum(), qkv)
+        return out.detach(), grad
+
+    want_out, want_grad = attention_and_grad()
+    monkeypatch.setattr(transformer_mod, "MAX_SCORE_ELEMENTS", 2 * heads * (extra + frames) * 7)
+    got_out, got_grad = attention_and_grad()
+    assert max_diff(got_out, want_out) <= 1e-5
+    assert max_diff(got_grad, want_grad) <= 1e-5
+
+
 def test_alibi_diagonals_are_the_frame_bias_or_none():
     heads, frames, extra = 4, 9, 3
     slopes, scale = torch.tensor(alibi_slopes(heads)), torch.tensor([0.7, 0.2, 1.3, 0.9])

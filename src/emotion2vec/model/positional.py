@@ -137,7 +137,9 @@ class AlibiBias:
             return self._full[:, :, start:end]
         distance = self._distance(start, end).unsqueeze(1)
         coef = self.coef.view(1, -1, 1, 1)
-        if torch.is_grad_enabled() and coef.requires_grad:
+        # With autograd on, the attention may keep this bias for its backward (whenever q, k or
+        # v need gradients, even with a frozen scale): a fresh tensor, never the shared buffer.
+        if torch.is_grad_enabled():
             bias = distance * coef
             if self.key_padding_mask is not None:
                 bias = bias.masked_fill(self.key_padding_mask[:, None, None, :], float("-inf"))

@@ -33,7 +33,7 @@ def attend(
     """Multi-head attention of packed projections: qkv (B, T, 3 D) -> (B, T, D), before the
     output projection. Inputs long enough that the (B, H, T, T) bias would pass
     ``MAX_SCORE_ELEMENTS`` run with the bias given by its diagonals where it has that form
-    (:func:`attend_by_diagonals`: inference on CPU without padding, such as one long recording),
+    (:func:`attend_by_diagonals`: on CPU without padding or autograd, such as one long recording),
     else in blocks of query rows."""
     batch, length, width = qkv.shape
     dim = width // 3
@@ -41,8 +41,9 @@ def attend(
     q, k, v = heads.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, Dh)
     rows = max(1, MAX_SCORE_ELEMENTS // (batch * num_heads * length))
     diagonals = None
-    if rows < length and dropout == 0.0 and q.device.type == "cpu" and q.dtype == torch.float32:
-        diagonals = bias.diagonals() if _CPU_FLASH is not None else None
+    inference = not torch.is_grad_enabled() and dropout == 0.0 and _CPU_FLASH is not None
+    if inference and rows < length and q.device.type == "cpu" and q.dtype == torch.float32:
+        diagonals = bias.diagonals()
     if diagonals is not None:
         out = attend_by_diagonals(q, k, v, diagonals, bias.num_extra)
     elif rows >= length:
@@ -70,7 +71,8 @@ def attend_by_diagonals(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, diagonals: torch.Tensor, num_extra: int
 ) -> torch.Tensor:
     """Attention (B, H, E + T, Dh) -> (B, H, E + T, Dh) with the ALiBi bias given by its
-    diagonals (:meth:`AlibiBias.diagonals`, no padding), CPU fp32 only.
+    diagonals (:meth:`AlibiBias.diagonals`, no padding), CPU fp32, inference only (the kernel
+    does not pass gradients through the log-sum-exps the extra-token merge uses).
 
     The frame block of the bias is a Toeplitz matrix: with the frame keys taken in reverse
     order it becomes a Hankel matrix, which is a strided view of the (H, 2T - 1) diagonals

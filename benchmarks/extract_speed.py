@@ -283,8 +283,8 @@ def run_worker(python: str, mode: str, model_dir: Path, files: list[str], tmp: P
     ]
     if extra.get("window"):
         cmd += ["--window-seconds", str(extra["window"])]
-    if extra.get("peak_passes"):
-        cmd += ["--peak-passes", str(extra["peak_passes"])]
+    # the worker's own default would be the driver's: only the rows that ask for passes get them
+    cmd += ["--peak-passes", str(extra.get("peak_passes", 0))]
     if mode == "onnx":
         cmd += ["--onnx", str(model_dir.parent / "model.onnx")]
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -66,6 +66,7 @@ def worker(args) -> dict:
     files = [line for line in Path(args.files).read_text().splitlines() if line]
     warmup = args.warmup or files[0]
     mode = args.worker
+    passes = None  # our batched path's per-pass walls and peaks, with --peak-passes
     if mode == "funasr":
         import logging
 
@@ -131,12 +132,14 @@ def worker(args) -> dict:
                 walls.append(time.perf_counter() - start)
             embs = [out[str(Path(f))] for f in files]
             wall = float(np.median(walls))
+            if args.peak_passes:
+                passes = {"walls": walls, "peaks": peaks}
     np.save(args.save, np.stack(embs))
     result = {"wall": wall, "rss_mb": _rss_mb()}
     if mode.startswith("ours"):
         result["warmup_s"] = warmup_s
-    if mode != "ours-single" and mode.startswith("ours") and args.peak_passes:
-        result["passes"] = {"walls": walls, "peaks": peaks}
+    if passes:
+        result["passes"] = passes
     return result
 
 

@@ -126,7 +126,6 @@ def test_quantize_int8_replaces_every_product_but_the_first_conv(plus_model, mak
     for block in [*enc.context_blocks, *enc.blocks]:
         assert isinstance(block, Int8TransformerBlock)
         assert all(isinstance(p, Int8Linear) for p in (block.qkv, block.proj, block.fc1, block.fc2))
-        assert block.fc1.gelu and not block.fc2.gelu
     assert not [m for m in enc.modules() if isinstance(m, torch.nn.Linear)]
     assert isinstance(fast.head, torch.nn.Module) and not isinstance(fast.head, Int8Linear)
 

@@ -160,16 +160,15 @@ _block_tail = _Compiled(int8_block_tail)
 
 
 class Int8Linear(nn.Module):
-    """Inference-only stand-in for ``nn.Linear`` (optionally followed by GELU): (..., in) -> (..., out)."""
+    """Inference-only stand-in for ``nn.Linear``: (..., in) -> (..., out)."""
 
-    def __init__(self, linear: nn.Linear, *, gelu: bool = False, compile: bool = True):
+    def __init__(self, linear: nn.Linear, *, compile: bool = True):
         super().__init__()
         weight_t, scale = quantize_weight(linear.weight)
         self.register_buffer("weight_t", weight_t)
         self.register_buffer("weight_scale", scale)
         bias = None if linear.bias is None else linear.bias.detach().float().clone()
         self.register_buffer("bias", bias)
-        self.gelu = gelu
         self.compile = compile
 
     def operands(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -177,9 +176,7 @@ class Int8Linear(nn.Module):
         return self.weight_t, self.weight_scale, self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = _product(
-            x.reshape(-1, x.shape[-1]), *self.operands(), gelu=self.gelu, compile=self.compile
-        )
+        y = _product(x.reshape(-1, x.shape[-1]), *self.operands(), compile=self.compile)
         return y.view(*x.shape[:-1], y.shape[-1]).to(x.dtype)
 
 
@@ -194,7 +191,8 @@ class Int8TransformerBlock(nn.Module):
         self.qkv = Int8Linear(block.attn.qkv, compile=compile)
         self.proj = Int8Linear(block.attn.proj, compile=compile)
         self.norm1 = block.norm1
-        self.fc1 = Int8Linear(block.mlp.fc1, gelu=True, compile=compile)
+        # fc1 and fc2 hold the FFN's operands; the tail applies GELU between them itself
+        self.fc1 = Int8Linear(block.mlp.fc1, compile=compile)
         self.fc2 = Int8Linear(block.mlp.fc2, compile=compile)
         self.norm2 = block.norm2
         self.compile = compile

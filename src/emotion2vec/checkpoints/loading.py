@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..devices import checked_device
 from ..errors import CheckpointError
 from ..model import Emotion2vecModel
 from . import hub, native, official
@@ -30,6 +31,7 @@ def load_model(
       ``emotion2vec_plus_large`` (also ``emotion2vec/<name>`` or ``iic/<name>``), fetched through
       the Hugging Face cache.
     """
+    device = checked_device(device)  # before the (slow) load: a bad device fails at once
     path = Path(name_or_path).expanduser()
     if path.exists():
         model = _load_local(path)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from emotion2vec.devices import checked_device
 from emotion2vec.errors import DataError, Emotion2vecError
 from emotion2vec.evaluate.folds import Fold
 from emotion2vec.evaluate.heads import LinearProbe, build_head
@@ -251,7 +252,7 @@ def train_head(
     if kind == "regression" and metric in ("wa", "ua", "macro_f1", "weighted_f1"):
         raise Emotion2vecError(f"select_by={metric!r} is a classification metric")
     higher = SELECT_METRICS[metric]
-    device = torch.device(config.device)
+    device = checked_device(config.device)
     head.to(device)
     generator = generator or torch.Generator().manual_seed(config.seed)
     if config.optimizer == "rmsprop":

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from ..devices import checked_device
 from ..errors import ConfigError, Emotion2vecError
 from . import checkpointing
 from .config import OptimConfig, RunConfig
@@ -136,10 +137,8 @@ def resolve_device(name: str, dist: DistInfo) -> torch.device:
     """Device for "auto": this process's GPU if there is one, else the CPU."""
     if name == "auto":
         return torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    device = checked_device(name)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} requested but CUDA is not available")
         if device.index is None:
             device = torch.device(f"cuda:{dist.local_rank}")
     return device

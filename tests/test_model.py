@@ -35,6 +35,23 @@ def expected_slopes(num_heads: int) -> list[float]:
     return first + double[0::2][: n - low]
 
 
+def standard_alibi(
+    heads: int,
+    scale: torch.Tensor,
+    frames: int,
+    extra: int = 0,
+    pad: torch.Tensor | None = None,
+) -> AlibiBias:
+    """The model's ALiBi bias (its standard slopes for ``heads``) over ``frames`` frames."""
+    return AlibiBias(
+        torch.tensor(alibi_slopes(heads)),
+        scale,
+        frames,
+        num_extra_tokens=extra,
+        key_padding_mask=pad,
+    )
+
+
 def naive_bias(
     num_heads: int,
     scale: torch.Tensor,
@@ -208,13 +225,7 @@ def test_alibi_bias_against_naive():
     scale = torch.tensor([0.7, -0.5, 1.3, 0.0])
     pad = torch.zeros(2, frames, dtype=torch.bool)
     pad[1, 9:] = True
-    bias = AlibiBias(
-        torch.tensor(alibi_slopes(heads)),
-        scale,
-        frames,
-        num_extra_tokens=extra,
-        key_padding_mask=pad,
-    )
+    bias = standard_alibi(heads, scale, frames, extra, pad)
     full = bias.full()
     assert full.shape == (2, heads, extra + frames, extra + frames)
     want = naive_bias(heads, scale, frames, extra, pad, 2)
@@ -223,21 +234,13 @@ def test_alibi_bias_against_naive():
     assert torch.allclose(full.double()[finite], want[finite], atol=1e-6)
     # row blocks, including blocks that straddle the extra tokens, equal slices of the full bias
     for start, end in [(0, 1), (0, 3), (2, 5), (3, 4), (5, 16), (0, 16)]:
-        fresh = AlibiBias(
-            torch.tensor(alibi_slopes(heads)),
-            scale,
-            frames,
-            num_extra_tokens=extra,
-            key_padding_mask=pad,
-        )
+        fresh = standard_alibi(heads, scale, frames, extra, pad)
         assert torch.equal(fresh.rows(start, end), full[:, :, start:end])
 
 
 def test_extra_tokens_get_zero_bias():
     heads, frames, extra = 4, 7, 10
-    bias = AlibiBias(
-        torch.tensor(alibi_slopes(heads)), torch.ones(heads), frames, num_extra_tokens=extra
-    ).full()
+    bias = standard_alibi(heads, torch.ones(heads), frames, extra).full()
     assert bias.shape[-2:] == (extra + frames, extra + frames)
     assert torch.count_nonzero(bias[..., :extra, :]) == 0
     assert torch.count_nonzero(bias[..., :, :extra]) == 0
@@ -519,7 +522,7 @@ def test_attend_by_diagonals_equals_attention_over_the_whole_bias(extra):
     heads, frames = 4, 23
     scale = torch.tensor([0.7, 0.2, 1.3, 0.9])
     qkv = torch.randn(2, extra + frames, 3 * heads * 8)
-    bias = AlibiBias(torch.tensor(alibi_slopes(heads)), scale, frames, num_extra_tokens=extra)
+    bias = standard_alibi(heads, scale, frames, extra)
     q, k, v = qkv.view(2, extra + frames, 3, heads, 8).permute(2, 0, 3, 1, 4).unbind(0)
     with torch.no_grad():
         want = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.full())
@@ -546,13 +549,7 @@ def test_long_attention_gradients_with_a_frozen_alibi_scale(padded, monkeypatch)
             2, extra + frames, 3 * heads * 8, generator=torch.Generator().manual_seed(0)
         )
         qkv.requires_grad_(True)
-        bias = AlibiBias(
-            torch.tensor(alibi_slopes(heads)),
-            scale,
-            frames,
-            num_extra_tokens=extra,
-            key_padding_mask=pad,
-        )
+        bias = standard_alibi(heads, scale, frames, extra, pad)
         out = transformer_mod.attend(qkv, bias, heads)
         weights = torch.linspace(-1, 1, out.numel()).view(out.shape)
         (grad,) = torch.autograd.grad((out * weights).sum(), qkv)

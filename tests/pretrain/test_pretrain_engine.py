@@ -105,14 +105,16 @@ def test_micro_batch_indices_partition_the_stream():
 
 
 def test_warmup_cosine_schedule():
+    # fairseq's stepping: update k runs at the schedule of k - 1 completed updates
     cfg = OptimConfig(lr=1e-3, max_updates=100, warmup_fraction=0.1, final_lr_ratio=0.0)
-    assert lr_at(1, cfg) == pytest.approx(1e-4)
-    assert lr_at(10, cfg) == pytest.approx(1e-3)
-    assert lr_at(55, cfg) == pytest.approx(5e-4)
-    assert lr_at(100, cfg) == pytest.approx(0.0, abs=1e-12)
-    values = [lr_at(u, cfg) for u in range(10, 101)]
+    assert lr_at(1, cfg) == 0.0
+    assert lr_at(2, cfg) == pytest.approx(1e-4)
+    assert lr_at(11, cfg) == pytest.approx(1e-3)
+    assert lr_at(56, cfg) == pytest.approx(5e-4)
+    assert lr_at(101, cfg) == pytest.approx(0.0, abs=1e-12)
+    values = [lr_at(u, cfg) for u in range(11, 102)]
     assert values == sorted(values, reverse=True)
-    assert lr_at(50, OptimConfig(lr=1.0, max_updates=100, warmup_updates=0)) == pytest.approx(
+    assert lr_at(51, OptimConfig(lr=1.0, max_updates=100, warmup_updates=0)) == pytest.approx(
         0.5 * (1 + math.cos(math.pi * 0.5))
     )
 
@@ -121,7 +123,7 @@ def test_no_weight_decay_on_biases_norms_and_alibi_scale():
     from pretrain_helpers import micro_model
 
     model = micro_model(0)
-    opt = build_optimizer(model, OptimConfig(weight_decay=0.01))
+    opt = build_optimizer(model, OptimConfig(weight_decay=0.01, decay_all=False))
     decayed = {id(p) for p in opt.param_groups[0]["params"]}
     assert opt.param_groups[0]["weight_decay"] == 0.01
     assert opt.param_groups[1]["weight_decay"] == 0.0
@@ -129,3 +131,14 @@ def test_no_weight_decay_on_biases_norms_and_alibi_scale():
         exempt = name.endswith(".bias") or "norm" in name or "alibi_scale" in name
         assert (id(p) not in decayed) == exempt, name
         assert no_weight_decay(name, p) == exempt
+
+
+def test_the_runs_adam_decays_every_parameter():
+    from pretrain_helpers import micro_model
+
+    model = micro_model(0)
+    opt = build_optimizer(model, OptimConfig(weight_decay=0.01))
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["weight_decay"] == 0.01
+    assert {id(p) for p in opt.param_groups[0]["params"]} == {
+        id(p) for p in model.parameters() if p.requires_grad
+    }

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from emotion2vec.pretrain.config import MaskConfig
 from emotion2vec.pretrain.masking import (
     block_mask,
+    cropped_block_masks,
+    file_block_masks,
     compute_mask,
     expected_span_fraction,
     keep_indices,
@@ -117,7 +119,46 @@ def test_masks_are_reproducible_and_rows_differ():
     assert not torch.equal(a[0], a[1])
 
 
-def test_keep_indices_rejects_unequal_counts():
-    mask = torch.tensor([[True, False, False], [True, True, False]])
-    with pytest.raises(ValueError, match="different numbers"):
-        keep_indices(mask)
+def test_keep_indices_follow_row_zero_like_the_authors_make_maskinfo():
+    mask = torch.tensor(
+        [
+            [True, False, False, True],  # row 0: 2 masked -> every row keeps 2 frames
+            [True, True, True, False],  # 3 masked: keeps its unmasked frame and 1 masked one
+            [False, False, False, True],  # 1 masked: keeps 2 of its 3 unmasked frames
+        ]
+    )
+    keep = keep_indices(mask)
+    assert keep.tolist() == [[1, 2], [3, 0], [0, 1]]
+    with pytest.raises(ValueError, match="masks every frame"):
+        keep_indices(torch.ones(2, 3, dtype=torch.bool))
+
+
+def test_file_block_masks_mask_exactly_p_of_the_whole_file():
+    g = torch.Generator().manual_seed(3)
+    rows = file_block_masks(503, 8, mask_prob=0.5, mask_length=5, generator=g)
+    assert rows.shape == (8, 503)
+    assert rows.sum(1).tolist() == [251] * 8
+    assert len({tuple(r.tolist()) for r in rows}) == 8  # clones get their own masks
+
+
+def test_cropped_block_masks_are_about_half_and_unequal_across_rows():
+    g = torch.Generator().manual_seed(0)
+    files, crop, clone = [1000, 700, 400], 400, 8
+    mask = cropped_block_masks(files, [crop] * 3, crop, clone, mask_prob=0.5, mask_length=5,
+                               generator=g)
+    assert mask.shape == (3 * clone, crop)
+    counts = mask.sum(1).float()
+    # the uncropped file (400 frames) keeps exactly int(0.5 * 400) per row
+    assert counts[2 * clone :].tolist() == [200.0] * clone
+    # cropped windows of a 50% mask: about half, not all equal
+    assert abs(counts[: 2 * clone].mean().item() / crop - 0.5) < 0.03
+    assert len(set(counts[: 2 * clone].tolist())) > 1
+
+
+def test_block_masks_are_the_default_and_follow_the_file_length():
+    cfg = MaskConfig()
+    assert cfg.mask_type == "block"
+    g = torch.Generator().manual_seed(1)
+    mask = compute_mask([50] * 4, 50, cfg, g, file_frames=[80, 50], clone_batch=2)
+    assert mask.shape == (4, 50)
+    assert mask[2:].sum(1).tolist() == [25, 25]

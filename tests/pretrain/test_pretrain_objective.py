@@ -71,8 +71,18 @@ def test_loss_is_frame_loss_plus_alpha_utterance_loss():
     frame_mean = float(base.stats["frame_loss"][0]) / float(base.stats["frame_loss"][1])
     utt_mean = float(base.stats["utt_loss"][0]) / base.stats["utt_loss"][1]
     assert float(base.loss.detach()) / base.sample_size == pytest.approx(frame_mean, rel=1e-5)
-    expected = frame_mean + 2.0 * utt_mean
+    # the run's weighting: the utterance term is a sum over the micro-batch's rows
+    rows = base.stats["utt_loss"][1]
+    expected = frame_mean + 2.0 * utt_mean * rows
     assert float(weighted.loss.detach()) / weighted.sample_size == pytest.approx(expected, rel=1e-5)
+    # the paper's form: a mean over rows
+    objective = make_objective(utterance_alpha=2.0, utterance_weighting="mean")
+    objective.module.eval()
+    mean_weighted = run_step(objective, batch)
+    expected = frame_mean + 2.0 * utt_mean
+    assert float(mean_weighted.loss.detach()) / mean_weighted.sample_size == pytest.approx(
+        expected, rel=1e-5
+    )
     assert utt_mean > 0
 
 

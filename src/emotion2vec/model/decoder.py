@@ -14,6 +14,10 @@ class Decoder(nn.Module):
 
     Layers: Conv1d(k, groups) -> LayerNorm without affine -> GELU, with a residual from the
     previous layer wherever the widths match (all but the first); then Linear(dim -> D).
+
+    ``input_dropout`` is applied by the pre-training objective to the student's output (extra
+    tokens included) *before* the masked positions are filled, as the authors' ``decoder_input``
+    does; :meth:`forward` takes the already assembled sequence.
     """
 
     def __init__(self, config: DecoderConfig, embed_dim: int):
@@ -35,7 +39,6 @@ class Decoder(nn.Module):
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, T, D) full-length sequence (masked frames filled) -> (B, T, D)."""
-        x = self.input_dropout(x)
         keep = None if padding_mask is None else (~padding_mask).unsqueeze(1).to(x.dtype)
         h = x.transpose(1, 2)
         for conv in self.convs:

@@ -118,6 +118,7 @@ class Emotion2vecEncoder(nn.Module):
         padding_mask: torch.Tensor | None,
         *,
         keep_index: torch.Tensor | None = None,
+        visible_features: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_ffn: bool = False,
     ) -> EncoderOutput:
@@ -125,12 +126,18 @@ class Emotion2vecEncoder(nn.Module):
 
         x: (B, T, D); padding_mask: (B, T) or None. keep_index: (B, T_keep) frames to keep after
         the positional conv (pre-training removes masked frames there; ALiBi keeps their true
-        distances). Returned frames are (B, T or T_keep, D).
+        distances). visible_features: (B, T, D) features to keep at ``keep_index`` instead of
+        ``x`` (pre-training: ``x`` has its masked frames zeroed for the positional conv, the kept
+        frames read the unzeroed features). Returned frames are (B, T or T_keep, D).
         """
-        x = x + self.positional_conv(x, padding_mask)
+        pos = self.positional_conv(x, padding_mask)
         positions = None
-        if keep_index is not None:
-            x = torch.gather(x, 1, keep_index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        if keep_index is None:
+            x = x + pos
+        else:
+            index = keep_index.unsqueeze(-1).expand(-1, -1, x.shape[-1])
+            source = x if visible_features is None else visible_features
+            x = torch.gather(source, 1, index) + torch.gather(pos, 1, index)
             if padding_mask is not None:
                 padding_mask = torch.gather(padding_mask, 1, keep_index)
             positions = keep_index

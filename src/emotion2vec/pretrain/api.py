@@ -21,7 +21,7 @@ from .metrics import METRICS_NAME, add_file_log, remove_file_log
 from .objective import PretrainObjective
 from .plots import PLOT_NAME, plot_metrics
 from .seeding import derive_seed
-from .start import prepare_model, set_layerdrop
+from .start import prepare_start, set_layerdrop
 from .trainer import Trainer, resolve_device, resolve_precision
 
 log = logging.getLogger("emotion2vec.pretrain")
@@ -136,13 +136,15 @@ def pretrain(
         index = _data_index(run_dir, config, dist, reuse=resume)
 
         torch.manual_seed(derive_seed(config.run.seed, 0, INIT_STREAM))
+        teacher = None
         if checkpoint is not None:
             student = load_model(checkpoint)
             set_layerdrop(student.config, config.layerdrop)
         else:
-            student = prepare_model(config, model)
+            start = prepare_start(config, model)
+            student, teacher = start.model, start.teacher
         objective = PretrainObjective(
-            student, config.masking, config.objective, seed=config.run.seed
+            student, config.masking, config.objective, seed=config.run.seed, teacher=teacher
         )
         source = AudioBatches(
             index.files,

@@ -27,7 +27,10 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
         ("--preset",),
         "",
         "preset",
-        dict(help='model to train from scratch: "tiny", "base" (default)'),
+        dict(
+            help='recipe preset: "base" (the authors\' full-scale run, the default), "tiny" (the '
+            "same recipe scaled down for CPUs), or any model preset with the run's settings"
+        ),
     ),
     (
         ("--init",),
@@ -39,13 +42,13 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
         ),
     ),
     (("--layerdrop",), "", "layerdrop", dict(type=float, help="override the model's layer drop")),
-    (("--min-samples",), "data", "min_samples", dict(type=int, help="skip shorter files (32000)")),
+    (("--min-samples",), "data", "min_samples", dict(type=int, help="skip shorter files (8000)")),
     (("--max-samples",), "data", "max_samples", dict(type=int, help="crop longer files (320000)")),
     (
         ("--max-tokens",),
         "data",
         "max_tokens",
-        dict(type=int, help="padded samples per micro-batch and process (1000000)"),
+        dict(type=int, help="padded samples per micro-batch and process (600000)"),
     ),
     (("--max-batch-size",), "data", "max_batch_size", dict(type=int, help="utterances per batch")),
     (
@@ -57,12 +60,12 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
     (("--workers",), "data", "workers", dict(type=int, help="decoding threads (2)")),
     (("--mask-prob",), "masking", "mask_prob", dict(type=float, help="0.5")),
     (("--mask-length",), "masking", "mask_length", dict(type=int, help="5")),
-    (("--mask-type",), "masking", "mask_type", dict(choices=["spans", "block"], help="spans")),
+    (("--mask-type",), "masking", "mask_type", dict(choices=["block", "spans"], help="block")),
     (
-        ("--precompute-masks",),
+        ("--in-step-masks",),
         "masking",
         "precompute",
-        dict(action="store_const", const=True, help="compute masks in the data workers"),
+        dict(action="store_const", const=False, help="compute masks in the training step"),
     ),
     (("--clone-batch",), "objective", "clone_batch", dict(type=int, help="8")),
     (("--top-k",), "objective", "average_top_k_layers", dict(type=int, help="8")),
@@ -73,6 +76,21 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
         dict(choices=["chunk", "token", "global", "none"], help="chunk"),
     ),
     (("--alpha",), "objective", "utterance_alpha", dict(type=float, help="1.0")),
+    (
+        ("--utterance-weighting",),
+        "objective",
+        "utterance_weighting",
+        dict(choices=["sum", "mean"], help="sum (the run) or mean (the paper's formula)"),
+    ),
+    (
+        ("--init-layout",),
+        "objective",
+        "init_layout",
+        dict(
+            choices=["authors", "split", "keep"],
+            help="how a data2vec 2.0 --init maps onto 4 + 8 blocks (authors)",
+        ),
+    ),
     (("--chunk-pooling",), "objective", "chunk_pooling", dict(choices=["mean", "each"])),
     (("--chunk-tokens",), "objective", "chunk_tokens", dict(type=int)),
     (("--ema-decay",), "objective", "ema_decay", dict(type=float, help="0.999")),
@@ -83,10 +101,16 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
     (("--var-check-after",), "objective", "var_check_after", dict(type=int, help="5000")),
     (("--lr",), "optim", "lr", dict(type=float, help="peak learning rate (7.5e-5)")),
     (("--weight-decay",), "optim", "weight_decay", dict(type=float, help="0.01")),
+    (
+        ("--decay-exemptions",),
+        "optim",
+        "decay_all",
+        dict(action="store_const", const=False, help="no decay on biases, norms, ALiBi scale"),
+    ),
     (("--max-updates",), "optim", "max_updates", dict(type=int, help="100000")),
     (("--warmup-fraction",), "optim", "warmup_fraction", dict(type=float, help="0.05")),
     (("--warmup-updates",), "optim", "warmup_updates", dict(type=int)),
-    (("--clip-norm",), "optim", "clip_norm", dict(type=float, help="1.0 (0: off)")),
+    (("--clip-norm",), "optim", "clip_norm", dict(type=float, help="0 (off, the run)")),
     (("--update-freq",), "optim", "update_freq", dict(type=int, help="accumulation steps (1)")),
     (("--device",), "run", "device", dict(help="auto, cpu, cuda, cuda:N")),
     (("--precision",), "run", "precision", dict(choices=["auto", "fp32", "bf16", "fp16"])),
@@ -146,7 +170,16 @@ def build_config(args: argparse.Namespace):
     from .api import CONFIG_NAME
     from .config import PretrainConfig
 
-    config = starting_config(PretrainConfig, args, Path(args.out) / CONFIG_NAME, _OPTIONS)
+    from .recipe import recipe_config
+
+    preset = getattr(args, "cfg__top__preset", None)
+    config = starting_config(
+        PretrainConfig,
+        args,
+        Path(args.out) / CONFIG_NAME,
+        _OPTIONS,
+        defaults=(lambda: recipe_config(preset)) if preset else None,
+    )
     if args.data:
         config.data.paths = tuple(str(p) for p in args.data)
     if not config.data.paths and not args.resume:

@@ -42,17 +42,19 @@ def apply_config_options(args: argparse.Namespace, config, options, prefix: str 
             setattr(getattr(config, section) if section else config, name, value)
 
 
-def starting_config(config_cls, args: argparse.Namespace, stored: Path, options, prefix="cfg"):
+def starting_config(
+    config_cls, args: argparse.Namespace, stored: Path, options, prefix="cfg", defaults=None
+):
     """The config a training command starts from, with the options the user gave applied:
     the run's stored config with ``--resume`` (its one-off ``stop_after`` dropped), else
-    ``--config FILE``, else ``config_cls()``'s defaults."""
+    ``--config FILE``, else ``defaults()`` (e.g. a recipe preset) or ``config_cls()``."""
     if args.resume and stored.is_file():
         config = config_cls.load(stored)
         config.run.stop_after = None  # a stop point belongs to one invocation, not to the run
     elif args.config:
         config = config_cls.load(args.config)
     else:
-        config = config_cls()
+        config = defaults() if defaults is not None else config_cls()
     apply_config_options(args, config, options, prefix)
     if args.quiet:
         config.run.progress = False

@@ -1,8 +1,10 @@
 """Configuration of self-supervised pre-training.
 
-Defaults are the paper's values where the paper gives them (Ma et al. 2024, section 4.1 of
-``shared/reference/emotion2vec.md``) and otherwise FunASR's ``template.yaml`` / the data2vec 2.0
-base audio recipe. :class:`OptimConfig` and :class:`RunConfig` are generic: the training engine
+Defaults are the settings of the authors' own run behind emotion2vec_base: their launch script
+``audio_base_ls_cp_iemocap_meld_cmumosei_msppodcast_mead_cls.sh`` and the configs and code it
+uses in github ddlBoJack/fairseq, branch ``emotion2vec`` (commit 47cc7d53). Where we offer
+something else it is a named option; ``docs/pretraining.md`` opens with the table of every
+setting. :class:`OptimConfig` and :class:`RunConfig` are generic: the training engine
 (:mod:`emotion2vec.pretrain.trainer`) reads only those two, so fine-tuning reuses them.
 """
 
@@ -17,6 +19,8 @@ from typing import Any, ClassVar
 from ..errors import ConfigError
 
 UTTERANCE_LOSSES = ("chunk", "token", "global", "none")
+UTTERANCE_WEIGHTINGS = ("sum", "mean")
+INIT_LAYOUTS = ("authors", "split", "keep")
 CHUNK_POOLINGS = ("mean", "each")
 MASK_TYPES = ("spans", "block")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -31,12 +35,14 @@ class DataConfig:
 
     paths: tuple[str, ...] = ()
     """Audio directories (searched recursively), audio files or manifests (csv/tsv/jsonl/txt)."""
-    min_samples: int = 32_000
-    """Files shorter than this (16 kHz samples) are not used (data2vec 2.0: ``min_sample_size``)."""
+    min_samples: int = 8_000
+    """Files shorter than this (16 kHz samples) are not used (the run: ``min_sample_size=8000``,
+    0.5 s)."""
     max_samples: int = 320_000
     """Longer files are randomly cropped to this many samples (data2vec 2.0: ``max_sample_size``)."""
-    max_tokens: int = 1_000_000
-    """Padded input samples per micro-batch and process (paper: 1e6 per GPU, before cloning)."""
+    max_tokens: int = 600_000
+    """Padded input samples per micro-batch and process, before cloning (the run: 600000 per
+    GPU; x 4 GPUs x update_freq 6 = 14.4 M samples, 15 min of audio, per update)."""
     max_batch_size: int | None = None
     """Optional cap on utterances per micro-batch."""
     crop_to_shortest: bool = True
@@ -59,13 +65,15 @@ class MaskConfig:
     """Frames per span (official ``mask_length``)."""
     min_masks: int = 1
     """At least this many spans per row (official ``min_masks``)."""
-    mask_type: str = "spans"
-    """"spans": data2vec 2.0's in-model masking (random span starts, spans may overlap); "block":
-    its precomputed block masks (centred spans, exactly ``int(T * mask_prob)`` masked frames)."""
+    mask_type: str = "block"
+    """"block" (the run: fairseq's precomputed block masks, drawn per file over its whole length,
+    exactly ``int(T * mask_prob)`` masked frames, then cropped with the batch: about 50% masked);
+    "spans": data2vec 2.0's in-model masking (random span starts, spans may overlap, 39-41%)."""
     mask_prob_adjust: float = 0.05
     """Block masks only: extra span centres, ``T * (mask_prob + adjust) / mask_length``."""
-    precompute: bool = False
-    """Compute masks in the background data workers instead of the training step."""
+    precompute: bool = True
+    """Compute masks in the background data workers (the run precomputes them in the dataset);
+    False computes them in the training step (same masks either way)."""
 
 
 @dataclass(kw_only=True)
@@ -82,7 +90,14 @@ class ObjectiveConfig:
     """"chunk" (pool several extra tokens), "token" (one extra token), "global" (mean of the
     student's frame outputs) or "none"."""
     utterance_alpha: float = 1.0
-    """Weight of the utterance-level loss: loss = frame loss + alpha * utterance loss."""
+    """Weight of the utterance-level loss (the run: ``cls_loss=1``)."""
+    utterance_weighting: str = "sum"
+    """"sum" (the run: the utterance loss is multiplied by the micro-batch's masked frames before
+    fairseq divides by the update's, i.e. a sum over the micro-batch's rows) or "mean" (the
+    paper's L_frm + alpha * L_utt with both terms means: rows weighted by their masked frames)."""
+    utterance_reads_dropout: bool = True
+    """The utterance prediction reads the student outputs after the decoder's input dropout (the
+    run: that dropout is in place); False reads them undropped."""
     chunk_pooling: str = "mean"
     """Chunk variant: "mean" averages the chunk tokens' outputs, then regresses the target;
     "each" regresses the target from every chunk token and averages the losses."""
@@ -109,11 +124,25 @@ class ObjectiveConfig:
     """The collapse guards apply only after this many updates."""
     extra_tokens_if_missing: int = 10
     """Extra tokens added when the start model has none (a data2vec 2.0 checkpoint)."""
+    init_layout: str = "authors"
+    """How a data2vec 2.0 start checkpoint's blocks map onto the model (``--init``): "authors"
+    (the run's ``strict=False`` load: checkpoint blocks 0..depth-1 become the main blocks, the
+    context blocks stay freshly initialised, further checkpoint blocks are dropped), "split"
+    (the first ``context_depth`` checkpoint blocks become the context blocks, the next ``depth``
+    the main blocks) or "keep" (the checkpoint's own architecture, e.g. 12 main blocks)."""
+    init_context_depth: int = 4
+    """Context (prenet) blocks of the model built from a data2vec 2.0 start ("authors", "split")."""
+    init_depth: int = 8
+    """Main blocks of the model built from a data2vec 2.0 start ("authors", "split")."""
+    teacher_from_checkpoint: bool = True
+    """Start the EMA teacher from the start checkpoint's ``_ema`` copy when it has one (the run:
+    fairseq restores it); False copies the student."""
 
 
 @dataclass(kw_only=True)
 class OptimConfig:
-    """AdamW, cosine schedule with warm-up, clipping and accumulation (generic)."""
+    """Adam with decoupled weight decay, cosine schedule with warm-up, clipping and accumulation
+    (generic)."""
 
     lr: float = 7.5e-5
     """Peak learning rate (paper)."""
@@ -122,17 +151,22 @@ class OptimConfig:
     eps: float = 1e-6
     """Adam epsilon (data2vec 2.0)."""
     weight_decay: float = 0.01
-    """Decoupled weight decay; none on biases, norms (1-D parameters) and the ALiBi scale."""
+    """Decoupled weight decay (fairseq's ``adam``, AdamW-style)."""
+    adam: str = "fairseq"
+    """"fairseq" (the runs' Adam: eps added before the bias correction) or "torch" (AdamW)."""
+    decay_all: bool = True
+    """Weight decay on every parameter (the run: fairseq's plain ``adam`` ignores data2vec 2.0's
+    per-parameter overrides); False exempts biases, norms (1-D parameters) and the ALiBi scale."""
     max_updates: int = 100_000
     """Length of the schedule in optimizer updates (template ``max_update``)."""
     warmup_fraction: float = 0.05
-    """Linear warm-up over this fraction of ``max_updates`` (paper: 5%)."""
+    """Linear warm-up over this fraction of ``max_updates`` (the run: 5,000 of 100,000)."""
     warmup_updates: int | None = None
     """Warm-up length in updates; overrides ``warmup_fraction`` when set."""
     final_lr_ratio: float = 0.0
     """The cosine decays to ``lr * final_lr_ratio``."""
-    clip_norm: float = 1.0
-    """Clip the global gradient norm to this (0: no clipping)."""
+    clip_norm: float = 0.0
+    """Clip the global gradient norm to this (0: no clipping, the run's ``clip_norm``)."""
     update_freq: int = 1
     """Micro-batches accumulated per update (per process)."""
 
@@ -144,7 +178,7 @@ class RunConfig:
     device: str = "auto"
     """"auto" (the local GPU if there is one), "cpu", "cuda" or "cuda:N"."""
     precision: str = "auto"
-    """"auto" (fp32 on CPU, bf16 on GPUs that support it, else fp16), "fp32", "bf16", "fp16"."""
+    """"auto" (fp32 on CPU, fp16 with loss scaling on GPUs, as the run), "fp32", "bf16", "fp16"."""
     seed: int = 1
     """Seed of everything random; each micro-batch reseeds from (seed, its global index)."""
     threads: int | None = None
@@ -278,11 +312,19 @@ class PretrainConfig(JsonConfig):
         )
         need(o.ema_anneal_end_step >= 0, "objective.ema_anneal_end_step must be >= 0")
         need(o.extra_tokens_if_missing >= 1, "objective.extra_tokens_if_missing must be >= 1")
+        need(
+            o.utterance_weighting in UTTERANCE_WEIGHTINGS,
+            f"objective.utterance_weighting must be one of {UTTERANCE_WEIGHTINGS}",
+        )
+        need(o.init_layout in INIT_LAYOUTS, f"objective.init_layout must be one of {INIT_LAYOUTS}")
+        need(o.init_context_depth >= 0, "objective.init_context_depth must be >= 0")
+        need(o.init_depth >= 1, "objective.init_depth must be >= 1")
         need(p.lr > 0, "optim.lr must be > 0")
         need(p.max_updates >= 1, "optim.max_updates must be >= 1")
         need(0.0 <= p.warmup_fraction < 1.0, "optim.warmup_fraction must lie in [0, 1)")
         need(p.warmup_updates is None or p.warmup_updates >= 0, "optim.warmup_updates must be >= 0")
         need(p.update_freq >= 1, "optim.update_freq must be >= 1")
+        need(p.adam in ("fairseq", "torch"), "optim.adam must be 'fairseq' or 'torch'")
         need(p.clip_norm >= 0, "optim.clip_norm must be >= 0")
         need(r.precision in PRECISIONS, f"run.precision must be one of {PRECISIONS}")
         need(

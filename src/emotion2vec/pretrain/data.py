@@ -195,6 +195,9 @@ class Batch:
     """Ids (index positions) of the files in the batch."""
     mask: torch.Tensor | None = None
     """(B * clone_batch, T) precomputed student mask, True = masked (or None)."""
+    file_samples: torch.Tensor | None = None
+    """(B,) samples of each whole decoded file before cropping (the authors' block masks are
+    drawn over the whole file, then cropped with the batch); None: the rows are whole files."""
     weight: float = 1.0
     """0 for a placeholder whose files all failed to decode: it runs (every process must step
     together) but contributes nothing."""
@@ -211,6 +214,7 @@ class Batch:
             waves=self.waves.to(device, non_blocking=True),
             lengths=self.lengths.to(device),
             mask=None if self.mask is None else self.mask.to(device),
+            file_samples=self.file_samples,
         )
 
 
@@ -284,7 +288,13 @@ class AudioBatches:
             for row, ((file_id, wave), n) in enumerate(zip(decoded, lengths, strict=True)):
                 start = int(_rng(self.seed, epoch, file_id, 1).integers(0, len(wave) - n + 1))
                 waves[row, :n] = torch.from_numpy(wave[start : start + n])
-            batch = Batch(index, waves, torch.tensor(lengths), [i for i, _ in decoded])
+            batch = Batch(
+                index,
+                waves,
+                torch.tensor(lengths),
+                [i for i, _ in decoded],
+                file_samples=torch.tensor([len(w) for _, w in decoded]),
+            )
         return self.transform(batch) if self.transform is not None else batch
 
     def iterate(self, indices: Iterable[int]) -> Iterator[Batch]:

@@ -50,6 +50,21 @@ class EmaTeacher(nn.Module):
         return self
 
     @torch.no_grad()
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        """Overwrite the teacher's tensors named in ``state`` (our encoder key names); the others
+        stay as they are. Unknown names or shapes are an error."""
+        own = self.encoder.state_dict()
+        for name, value in state.items():
+            if name not in own:
+                raise KeyError(f"the teacher has no tensor {name!r}")
+            if tuple(own[name].shape) != tuple(value.shape):
+                raise ValueError(
+                    f"teacher tensor {name}: shape {tuple(value.shape)}, expected "
+                    f"{tuple(own[name].shape)}"
+                )
+            own[name].copy_(value.to(own[name].dtype))
+
+    @torch.no_grad()
     def update(self, student: Emotion2vecEncoder, decay: float) -> None:
         """teacher <- decay * teacher + (1 - decay) * student, for every averaged parameter;
         buffers are copied. A decay of 1 leaves the teacher unchanged."""

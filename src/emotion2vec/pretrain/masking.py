@@ -1,22 +1,29 @@
-"""Masks of the student's input frames, as data2vec 2.0 draws them (our own implementation).
+"""Masks of the student's input frames, as data2vec 2.0 and the emotion2vec run draw them (our own
+implementation, written from the authors' code in github ddlBoJack/fairseq, branch emotion2vec).
 
-Two algorithms, both on a batch of rows that may carry padding:
+Two algorithms:
 
-* :func:`span_mask` (data2vec 2.0's in-model masking, ``compute_mask_indices``):
+* :func:`block_mask` / :func:`cropped_block_masks` (the authors' run: fairseq's *precomputed*
+  masks, ``compute_block_mask_1d``, switched on by the task's ``precompute_mask_config: {}``):
+  for every file, ``clone_batch`` rows over the frames of the **whole file**, each with
+  ``int(T * (mask_prob + adjust) / mask_length)`` span centres drawn with replacement, spans of
+  ``mask_length`` frames centred on them and clipped to the row, then exactly ``int(T *
+  mask_prob)`` masked frames per row (random masked frames unmasked, or random free frames
+  masked). The batch then crops every file's rows, all clones at one random offset drawn
+  independently of the audio crop, to the batch's frames. After the crop, rows of a batch
+  generally differ in their masked counts (about 50% each).
+* :func:`span_mask` (data2vec 2.0's in-model masking, ``compute_mask_indices``; an option):
   ``floor(mask_prob * T / mask_length + U[0, 1))`` span starts per row (at least ``min_masks``),
-  drawn uniformly without replacement; each masks ``mask_length`` frames; spans may overlap.
-* :func:`block_mask` (data2vec 2.0's precomputed masks, ``compute_block_mask_1d``):
-  ``int(T * (mask_prob + adjust) / mask_length)`` span centres, centred spans clipped to the row,
-  then each row brought to exactly ``int(T * mask_prob)`` masked frames.
+  drawn uniformly without replacement; spans may overlap; every row of the batch is brought to
+  the same masked count, the smallest of any row (``require_same_masks``).
 
-Rules shared by both (``T`` is a row's *valid* length):
+Which frames the student keeps (:func:`keep_indices`) follows the authors' model exactly: every
+row keeps ``T - (masked count of row 0)`` frames, its unmasked frames first. A row with more
+masked frames than row 0 therefore shows the student a few of its masked frames (they stay in
+the loss); a row with fewer hides a few unmasked frames (which are not in the loss). With equal
+counts (span masks, or uncropped block masks) this is simply "keep the unmasked frames".
 
-* padding is never masked: spans are drawn inside the valid frames only;
-* every row keeps at least one visible valid frame;
-* every row of the batch ends with the same number of masked frames (``require_same_masks``),
-  the smallest count of any row: rows with more lose randomly chosen masked frames. The student
-  drops masked frames, so equal counts give a rectangular (rows, T - masked) input. Clones of an
-  utterance are rows like any other, so one count holds across all clones of all utterances.
+Padding is never masked: masks are drawn inside each row's valid frames.
 """
 
 from __future__ import annotations
@@ -47,11 +54,12 @@ def _span_row(
 def _block_row(
     valid: int, mask_prob: float, mask_length: int, adjust: float, generator: torch.Generator
 ) -> torch.Tensor:
-    """Masked positions of one row, centred spans, before count adjustment."""
-    n = min(valid, int(valid * (mask_prob + adjust) / mask_length))
-    if n <= 0:
+    """Masked positions of one row before count adjustment: ``int(valid * (p + adjust) / l)``
+    centres drawn with replacement, centred spans clipped to the row."""
+    n = int(valid * ((mask_prob + adjust) / mask_length))
+    if n <= 0 or valid <= 0:
         return torch.empty(0, dtype=torch.long)
-    centres = torch.randperm(valid, generator=generator)[:n]
+    centres = torch.randint(0, valid, (n,), generator=generator)
     offsets = torch.arange(mask_length) - mask_length // 2
     idx = (centres.unsqueeze(1) + offsets).clamp_(0, valid - 1).reshape(-1)
     return torch.unique(idx)
@@ -126,9 +134,9 @@ def block_mask(
     mask_prob_adjust: float = 0.05,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """data2vec 2.0 block masks: (R,) valid frames -> (R, max_len) bool with exactly
-    ``min over rows of int(valid * mask_prob)`` masked frames per row (at least 1, at most
-    ``valid - 1``)."""
+    """data2vec 2.0 block masks of rows that are not cropped afterwards: (R,) valid frames ->
+    (R, max_len) bool with exactly ``min over rows of int(valid * mask_prob)`` masked frames per
+    row (at least 1, at most ``valid - 1``)."""
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     valid = [int(v) for v in torch.as_tensor(valid_lengths).tolist()]
     if any(v > max_len for v in valid):
@@ -139,14 +147,92 @@ def block_mask(
     return _assemble(rows, valid, max_len, max(target, 0), g, fill=True)
 
 
+def file_block_masks(
+    frames: int,
+    clone_batch: int,
+    *,
+    mask_prob: float,
+    mask_length: int,
+    mask_prob_adjust: float = 0.05,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The precomputed masks of one file (``compute_block_mask_1d`` with shape (clone_batch,
+    frames)): (clone_batch, frames) bool, every row with exactly ``int(frames * mask_prob)``
+    masked frames."""
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    rows = [
+        _block_row(frames, mask_prob, mask_length, mask_prob_adjust, g) for _ in range(clone_batch)
+    ]
+    target = int(frames * mask_prob)
+    return _assemble(rows, [frames] * clone_batch, frames, target, g, fill=True)
+
+
+def cropped_block_masks(
+    file_frames: torch.Tensor | list[int],
+    crop_frames: torch.Tensor | list[int],
+    max_len: int,
+    clone_batch: int,
+    *,
+    mask_prob: float,
+    mask_length: int,
+    mask_prob_adjust: float = 0.05,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The authors' masks of a batch: each file's :func:`file_block_masks` over its whole length
+    (``file_frames``), cropped (all clones at one random offset) to its ``crop_frames`` valid
+    frames. Returns (B * clone_batch, max_len) bool, rows ordered file by file (clones of a file
+    adjacent, like ``repeat_interleave``); counts per row are not equalised."""
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    full = [int(v) for v in torch.as_tensor(file_frames).tolist()]
+    crop = [int(v) for v in torch.as_tensor(crop_frames).tolist()]
+    if len(full) != len(crop):
+        raise ValueError(f"{len(full)} file lengths but {len(crop)} crop lengths")
+    if any(c > max_len for c in crop):
+        raise ValueError(f"crop lengths {crop} exceed max_len {max_len}")
+    out = torch.zeros(len(full) * clone_batch, max_len, dtype=torch.bool)
+    for i, (n_full, n_crop) in enumerate(zip(full, crop, strict=True)):
+        n_full = max(n_full, n_crop)
+        rows = file_block_masks(
+            n_full,
+            clone_batch,
+            mask_prob=mask_prob,
+            mask_length=mask_length,
+            mask_prob_adjust=mask_prob_adjust,
+            generator=g,
+        )
+        start = int(torch.randint(0, n_full - n_crop + 1, (), generator=g))
+        out[i * clone_batch : (i + 1) * clone_batch, :n_crop] = rows[:, start : start + n_crop]
+    return out
+
+
 def compute_mask(
     valid_lengths: torch.Tensor | list[int],
     max_len: int,
     config: MaskConfig,
     generator: torch.Generator | None = None,
+    *,
+    file_frames: torch.Tensor | list[int] | None = None,
+    clone_batch: int = 1,
 ) -> torch.Tensor:
-    """The mask ``config`` asks for: (R,) valid frames per row -> (R, max_len) bool."""
+    """The mask ``config`` asks for: (B * clone_batch,) valid frames per row -> (B *
+    clone_batch, max_len) bool.
+
+    For block masks, ``file_frames`` (B,) are the frames of each whole file (the authors' masks
+    are drawn over the whole file, then cropped); without it the rows are not cropped (every row
+    exactly ``int(valid * mask_prob)`` masked frames)."""
     if config.mask_type == "block":
+        if file_frames is not None:
+            crop = torch.as_tensor(valid_lengths).reshape(-1)[::clone_batch]
+            return cropped_block_masks(
+                file_frames,
+                crop,
+                max_len,
+                clone_batch,
+                mask_prob=config.mask_prob,
+                mask_length=config.mask_length,
+                mask_prob_adjust=config.mask_prob_adjust,
+                generator=generator,
+            )
         return block_mask(
             valid_lengths,
             max_len,
@@ -166,12 +252,15 @@ def compute_mask(
 
 
 def keep_indices(mask: torch.Tensor) -> torch.Tensor:
-    """(R, T) mask with the same count per row -> (R, T - count) positions of the visible frames,
-    in increasing order."""
-    counts = mask.sum(dim=1)
-    if counts.numel() and bool((counts != counts[0]).any()):
-        raise ValueError(f"rows have different numbers of masked frames: {counts.tolist()}")
-    keep = mask.shape[1] - (int(counts[0]) if counts.numel() else 0)
+    """(R, T) mask -> (R, T - count of row 0) positions the student keeps, row by row: the
+    unmasked frames in increasing order, then (when a row has more masked frames than row 0)
+    its earliest masked frames. This is the authors' ``make_maskinfo`` rule (their argsort of
+    the mask; we break its ties by position so the choice is deterministic)."""
+    if mask.shape[0] == 0:
+        return torch.zeros(0, mask.shape[1], dtype=torch.long, device=mask.device)
+    keep = mask.shape[1] - int(mask[0].sum())
+    if keep <= 0:
+        raise ValueError("row 0 of the mask masks every frame: the student would see nothing")
     order = torch.argsort(mask.to(torch.int8), dim=1, stable=True)
     return order[:, :keep]
 

@@ -60,9 +60,11 @@ class MaskedStudent(nn.Module):
     """The trainable part of pre-training (what DDP wraps): the student on masked input.
 
     ``forward(waves, lengths, mask)`` returns a dict: ``decoded`` (R, T, D) decoder predictions,
-    ``frames`` (R, T_keep, D) and ``extra_tokens`` (R, E, D) student outputs,
-    ``frames_padding_mask`` (R, T_keep) or None, ``local`` (B, T, D) detached unmasked features
-    for the teacher and ``padding_mask`` (B, T) or None.
+    ``frames`` (R, T_keep, D) and ``extra_tokens`` (R, E, D) student outputs after the decoder's
+    input dropout (what the utterance loss reads, as in the authors' code), ``clean_frames`` /
+    ``clean_extra_tokens`` the same before that dropout, ``frames_padding_mask`` (R, T_keep) or
+    None, ``local`` (B, T, D) detached unmasked features for the teacher and ``padding_mask``
+    (B, T) or None.
     """
 
     def __init__(self, model: Emotion2vecModel, clone_batch: int, noise_std: float):
@@ -70,6 +72,12 @@ class MaskedStudent(nn.Module):
         self.model = model
         self.clone_batch = clone_batch
         self.noise_std = noise_std
+
+    def decoder_noise(self, like: torch.Tensor, frames: int) -> torch.Tensor:
+        """N(0, noise_std) stand-ins for every frame position: (R, T, D) (masked ones are used).
+        A method so that parity tests can substitute the reference run's noise."""
+        rows, _, dim = like.shape
+        return torch.randn(rows, frames, dim, device=like.device, dtype=like.dtype) * self.noise_std
 
     def forward(
         self, waves: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor
@@ -84,20 +92,31 @@ class MaskedStudent(nn.Module):
         if pads is not None and clone > 1:
             pads = pads.repeat_interleave(clone, 0)
         keep = keep_indices(mask)
-        # zero masked frames before the positional conv (official encoder_zero_mask), then drop them
-        xs = xs.masked_fill(mask.unsqueeze(-1), 0.0)
-        out = encoder.contextualize(xs, pads, keep_index=keep)
-        visible = out.frames
-        full = torch.randn(rows, frames, dim, device=visible.device, dtype=visible.dtype)
-        full = (full * self.noise_std).scatter(1, keep.unsqueeze(-1).expand(-1, -1, dim), visible)
+        # masked frames are zeroed for the positional conv (official encoder_zero_mask); the
+        # kept frames read the unzeroed features (only differs for masked frames a row keeps
+        # when its masked count exceeds row 0's, see masking.keep_indices)
+        zeroed = xs.masked_fill(mask.unsqueeze(-1), 0.0)
+        out = encoder.contextualize(zeroed, pads, keep_index=keep, visible_features=xs)
+        n_extra = out.extra_tokens.shape[1]
+        clean = torch.cat([out.extra_tokens, out.frames], dim=1)
+        # the decoder's input dropout acts on the whole student output, extra tokens included,
+        # before the noise is inserted (the authors drop in place, so the utterance loss reads
+        # the dropped outputs too)
+        dropped = self.model.decoder.input_dropout(clean)
+        visible = dropped[:, n_extra:]
+        full = self.decoder_noise(visible, frames).to(visible.dtype)
+        full = full.scatter(1, keep.unsqueeze(-1).expand(-1, -1, dim), visible)
         decoded = self.model.decoder(full, pads)
         return {
             "decoded": decoded,
             "frames": visible,
-            "extra_tokens": out.extra_tokens,
+            "extra_tokens": dropped[:, :n_extra],
+            "clean_frames": out.frames,
+            "clean_extra_tokens": out.extra_tokens,
             "frames_padding_mask": out.padding_mask,
             "local": x.detach(),
             "padding_mask": padding_mask,
+            "keep": keep,
         }
 
 
@@ -113,6 +132,7 @@ class PretrainObjective:
         config: ObjectiveConfig,
         *,
         seed: int = 1,
+        teacher: dict[str, torch.Tensor] | None = None,
     ):
         if model.decoder is None:
             raise ConfigError(
@@ -141,6 +161,9 @@ class PretrainObjective:
             model.head.requires_grad_(False)
         self.module = MaskedStudent(model, config.clone_batch, config.decoder_noise_std)
         self.teacher = EmaTeacher(model.encoder)
+        if teacher:
+            # the start checkpoint's EMA teacher (fairseq restores ``_ema`` over the copy)
+            self.teacher.restore(teacher)
         self.top_k = min(config.average_top_k_layers, enc_cfg.depth)
         self.scale = loss_scale(enc_cfg.embed_dim, config.loss_scale)
         self.ema_decay = ema_decay_at(
@@ -164,10 +187,16 @@ class PretrainObjective:
         seed and the batch number, so precomputed and in-step masks are the same."""
         encoder = self.model.encoder
         lengths = batch.lengths.cpu()
+        clone = self.config.clone_batch
         total = int(encoder.frame_lengths(torch.tensor([batch.waves.shape[1]]))[0])
-        valid = encoder.frame_lengths(lengths).repeat_interleave(self.config.clone_batch)
+        valid = encoder.frame_lengths(lengths).repeat_interleave(clone)
+        file_frames = None
+        if batch.file_samples is not None:
+            file_frames = encoder.frame_lengths(batch.file_samples.cpu())
         g = generator(derive_seed(self.seed, batch.index, MASK_STREAM))
-        return compute_mask(valid, total, self.masking, g)
+        return compute_mask(
+            valid, total, self.masking, g, file_frames=file_frames, clone_batch=clone
+        )
 
     def precompute(self, batch: Batch) -> Batch:
         """The batch with its mask (run in the data workers when masks are precomputed)."""
@@ -209,18 +238,26 @@ class PretrainObjective:
             utt_target = masked_mean(targets, padding_mask)
             if clone > 1:
                 utt_target = utt_target.repeat_interleave(clone, 0)
+            dropped = cfg.utterance_reads_dropout
             utt_pred = utterance_prediction(
                 cfg.utterance_loss,
-                extra_tokens=out["extra_tokens"],
-                frames=out["frames"],
+                extra_tokens=out["extra_tokens" if dropped else "clean_extra_tokens"],
+                frames=out["frames" if dropped else "clean_frames"],
                 frames_padding_mask=out["frames_padding_mask"],
                 chunk_pooling=cfg.chunk_pooling,
                 chunk_tokens=cfg.chunk_tokens,
                 token_index=cfg.token_index,
             )
             per_row = utterance_loss(utt_pred, utt_target, self.scale)
-            masked_per_row = mask.sum(dim=1).to(per_row.dtype)
-            loss = loss + cfg.utterance_alpha * (per_row * masked_per_row).sum()
+            if cfg.utterance_weighting == "sum":
+                # the authors: cls loss x sample_size, so after the division by the sample
+                # size the utterance term is a sum over the micro-batch's rows
+                weighted = per_row.sum() * n_masked.to(per_row.dtype)
+            else:
+                # the paper's form: each row weighted by its masked frames, i.e. after the
+                # division a mean over rows
+                weighted = (per_row * mask.sum(dim=1).to(per_row.dtype)).sum()
+            loss = loss + cfg.utterance_alpha * weighted
             stats["utt_loss"] = (per_row.detach().sum(), rows)
         if batch.weight == 0:
             # a placeholder batch (all its files failed): it ran so every process steps together

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +33,22 @@ log = logging.getLogger("emotion2vec.pretrain")
 
 
 def init_weights(model: Emotion2vecModel) -> Emotion2vecModel:
-    """Initialisation for training from scratch: Linear layers Xavier-uniform with zero bias and
-    LayerNorms at identity (data2vec 2.0's ``_init_weights``, as we read it); convs keep PyTorch's
-    defaults; extra tokens and ALiBi scales get the official init."""
+    """The authors' initialisation for training from scratch (``mae_init: false``): every Linear
+    N(0, 0.02) with zero bias (fairseq's ``init_bert_params``), then the feature projection's and
+    the decoder's output Linear back to PyTorch's defaults (the modality encoder's
+    ``reset_parameters``); LayerNorms at identity, convs at PyTorch's defaults, extra tokens
+    (token 0 zeros, the others N(0, 1)) and ALiBi scales (1) as the official init."""
     for module in model.modules():
         if isinstance(module, nn.Linear):
-            nn.init.xavier_uniform_(module.weight)
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
+        elif isinstance(module, nn.LayerNorm) and module.weight is not None:
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+    model.encoder.feature_projection.linear.reset_parameters()
+    if model.decoder is not None:
+        model.decoder.proj.reset_parameters()
     model.encoder.reset_parameters()
     return model
 
@@ -65,10 +71,100 @@ def _lacks_extra_tokens(file: Path) -> bool:
     return AUDIO + "extra_tokens" not in state and AUDIO + "alibi_scale" in state
 
 
-def load_data2vec2(file: str | Path, extra_tokens: int = 10) -> Emotion2vecModel:
-    """A data2vec 2.0 audio checkpoint (no extra tokens) as an emotion2vec model with
-    ``extra_tokens`` freshly initialised extra tokens (the paper initialises emotion2vec from
-    data2vec 2.0 and adds utterance tokens). Everything else is loaded strictly."""
+@dataclasses.dataclass
+class StartPoint:
+    """A start model and, when the start checkpoint carried one, its EMA teacher."""
+
+    model: Emotion2vecModel
+    teacher: dict[str, torch.Tensor] | None = None
+    """Teacher weights in our encoder's key names (no ``encoder.`` prefix), only the keys the
+    checkpoint had; the rest of the teacher is a copy of the student."""
+
+
+def _block_map(layout: str, context_depth: int, depth: int):
+    """Official key -> official key of the target model, for a data2vec 2.0 start (None: drop)."""
+    block = re.compile(r"^blocks\.(\d+)\.(.*)$")
+
+    def target(key: str) -> str | None:
+        m = block.match(key)
+        if layout == "split" and m is not None:
+            i, rest = int(m.group(1)), m.group(2)
+            if i < context_depth:
+                return f"{AUDIO}context_encoder.blocks.{i}.{rest}"
+            return f"blocks.{i - context_depth}.{rest}" if i - context_depth < depth else None
+        if layout == "split" and key.startswith(AUDIO + "context_encoder.blocks."):
+            return None  # a checkpoint with its own context blocks: "split" reads main blocks only
+        return key
+
+    return target
+
+
+def _ours(
+    state: dict[str, torch.Tensor], target, model_keys: set[str], prefix: str = ""
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Official ``state`` mapped through ``target`` onto our key names present in ``model_keys``
+    (the ``strict=False`` reading: keys the model lacks are dropped). Returns (ours, dropped)."""
+    ours: dict[str, torch.Tensor] = {}
+    dropped = []
+    for key, tensor in state.items():
+        mapped = target(key)
+        our_key = official_to_ours(mapped) if mapped is not None else None
+        if our_key is not None and prefix and our_key.startswith("encoder."):
+            our_key = our_key[len("encoder.") :]
+        if our_key is None or our_key not in model_keys:
+            dropped.append(key)
+            continue
+        ours[our_key] = official_tensor_to_ours(
+            "encoder." + our_key if prefix else our_key, tensor
+        )
+    return ours, dropped
+
+
+def teacher_state_from_official(
+    state: dict[str, torch.Tensor], teacher_keys: set[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """fairseq EMA teacher weights (``_ema`` / ``ema.fp32_params``, official key names, whole
+    model or ``ema_encoder_only``) -> our teacher encoder's names (no ``encoder.`` prefix).
+    With ``teacher_keys``, names the teacher lacks are dropped (a ``strict=False`` load)."""
+    named = {(f"blocks.{k}" if k[:1].isdigit() else k): v for k, v in state.items()}
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in named.items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        our_key = official_to_ours(key)
+        if our_key is None or not our_key.startswith("encoder."):
+            continue
+        our_key = our_key[len("encoder.") :]
+        if teacher_keys is not None and our_key not in teacher_keys:
+            continue
+        out[our_key] = official_tensor_to_ours("encoder." + our_key, tensor)
+    return out
+
+
+def load_data2vec2(
+    file: str | Path,
+    extra_tokens: int = 10,
+    *,
+    layout: str = "authors",
+    context_depth: int = 4,
+    depth: int = 8,
+) -> StartPoint:
+    """A data2vec 2.0 audio checkpoint (no extra tokens) as the start of emotion2vec
+    pre-training, with ``extra_tokens`` freshly initialised extra tokens.
+
+    ``layout`` decides the architecture and where the checkpoint's blocks go:
+
+    * "authors" (the emotion2vec run): a model of ``context_depth`` + ``depth`` blocks, loaded
+      the way their ``load_state_dict(strict=False)`` did it: keys are matched by name, so
+      checkpoint blocks 0..depth-1 become the main blocks, further blocks are dropped and the
+      context blocks keep their fresh initialisation (data2vec 2.0 base has no context blocks);
+    * "split": the first ``context_depth`` checkpoint blocks become the context blocks and the
+      next ``depth`` the main blocks;
+    * "keep": the checkpoint's own architecture (e.g. 0 + 12 blocks), loaded strictly.
+
+    The checkpoint's ``_ema`` (fairseq's EMA teacher, ``ema_encoder_only`` or not) is mapped the
+    same way into :attr:`StartPoint.teacher`. Fresh parameters get :func:`init_weights`.
+    """
     file = Path(file)
     ckpt = load_pt(file)
     raw = unwrap_state_dict(ckpt, str(file))
@@ -78,6 +174,9 @@ def load_data2vec2(file: str | Path, extra_tokens: int = 10) -> Emotion2vecModel
         for k, v in strip_plus_prefix(raw).items()
         if isinstance(v, torch.Tensor) and not k.startswith("_ema")
     }
+    ema = raw.get("_ema") if isinstance(raw, dict) else None
+    if ema is None and isinstance(ckpt.get("model"), dict):
+        ema = ckpt["model"].get("_ema")
     cfg = ckpt.get("cfg") if isinstance(ckpt.get("cfg"), dict) else {}
     model_cfg: dict[str, Any] = copy.deepcopy(cfg.get("model") or {})
     model_cfg.setdefault("modalities", {}).setdefault("audio", {})["num_extra_tokens"] = (
@@ -90,35 +189,73 @@ def load_data2vec2(file: str | Path, extra_tokens: int = 10) -> Emotion2vecModel
         raise CheckpointError(f"{file}: not a data2vec 2.0 audio checkpoint (no positional conv)")
     shaped = {**state, AUDIO + "extra_tokens": torch.zeros(1, extra_tokens, pos.shape[0])}
     config = config_from_official(shaped, model_cfg, normalize=normalize)
-    model = Emotion2vecModel(config)
-    ours: dict[str, torch.Tensor] = {}
-    unknown = []
-    for key, tensor in state.items():
-        our_key = official_to_ours(key)
-        if our_key is None:
-            unknown.append(key)
-        else:
-            ours[our_key] = official_tensor_to_ours(our_key, tensor)
+    if layout != "keep":
+        config.encoder.context_depth = context_depth
+        config.encoder.depth = depth
+    model = init_weights(Emotion2vecModel(config))
+    target = _block_map(layout, context_depth, depth)
+    model_keys = set(model.state_dict())
+    ours, dropped = _ours(state, target, model_keys)
+    unknown = [k for k in dropped if official_to_ours(k) is None]
     if unknown:
         raise CheckpointError(
             f"{file}: checkpoint does not match the model\n  unexpected keys ({len(unknown)}): "
             + ", ".join(unknown)
         )
-    ours["encoder.extra_tokens"] = model.encoder.extra_tokens.detach().clone()
-    load_state_strict(model, ours, source=str(file))
-    log.info(
-        "%s is a data2vec 2.0 checkpoint without extra tokens: added %d freshly initialised "
-        "extra tokens",
-        file,
-        extra_tokens,
-    )
-    return model
+    if layout == "keep":
+        ours["encoder.extra_tokens"] = model.encoder.extra_tokens.detach().clone()
+        load_state_strict(model, ours, source=str(file))
+    else:
+        fresh = sorted(model_keys - set(ours))
+        missing_main = [k for k in fresh if k.startswith("encoder.blocks.")]
+        if missing_main:
+            raise CheckpointError(
+                f"{file}: has too few blocks for {depth} main blocks (layout {layout!r}); "
+                f"missing {missing_main[0]} and {len(missing_main) - 1} more"
+            )
+        model.load_state_dict(ours, strict=False)
+        log.info(
+            "%s: data2vec 2.0 start, layout %r: %d tensors loaded, %d dropped (%s), %d left "
+            "freshly initialised (%s)",
+            file,
+            layout,
+            len(ours),
+            len(dropped),
+            _summary(dropped),
+            len(fresh),
+            _summary(fresh),
+        )
+    teacher = None
+    if isinstance(ema, dict) and ema:
+        ema_state = {
+            (f"blocks.{k}" if k[:1].isdigit() else k): v
+            for k, v in ema.items()
+            if isinstance(v, torch.Tensor)
+        }
+        teacher_keys = {k[len("encoder.") :] for k in model_keys if k.startswith("encoder.")}
+        teacher, _ = _ours(ema_state, target, teacher_keys, prefix="encoder.")
+        log.info("%s: the EMA teacher starts from the checkpoint's _ema (%d tensors)", file,
+                 len(teacher))
+    log.info("%s: added %d freshly initialised extra tokens", file, extra_tokens)
+    return StartPoint(model, teacher)
 
 
-def load_start_model(name_or_path: str | Path, *, extra_tokens: int = 10) -> Emotion2vecModel:
-    """The model behind ``--init``: a run folder (its final model or last checkpoint), one of our
+def _summary(keys: list[str]) -> str:
+    groups = sorted({re.sub(r"\.(weight|bias)$", "", re.sub(r"\.\d+\..*$", ".*", k)) for k in keys})
+    return ", ".join(groups[:6]) + (" ..." if len(groups) > 6 else "")
+
+
+def load_start_model(
+    name_or_path: str | Path,
+    *,
+    extra_tokens: int = 10,
+    layout: str = "authors",
+    context_depth: int = 4,
+    depth: int = 8,
+) -> StartPoint:
+    """The start behind ``--init``: a run folder (its final model or last checkpoint), one of our
     model folders, an official checkpoint (file or folder), a published name, or a data2vec 2.0
-    checkpoint."""
+    checkpoint (see :func:`load_data2vec2` for ``layout``)."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         folder = run_model_folder(path)
@@ -128,9 +265,11 @@ def load_start_model(name_or_path: str | Path, *, extra_tokens: int = 10) -> Emo
     if path.exists():
         file = _official_file(path)
         if file is not None and _lacks_extra_tokens(file):
-            return load_data2vec2(file, extra_tokens)
-        return load_model(path)
-    return load_model(str(name_or_path))
+            return load_data2vec2(
+                file, extra_tokens, layout=layout, context_depth=context_depth, depth=depth
+            )
+        return StartPoint(load_model(path))
+    return StartPoint(load_model(str(name_or_path)))
 
 
 def add_decoder(model: Emotion2vecModel, decoder: DecoderConfig | None = None) -> Emotion2vecModel:
@@ -151,17 +290,24 @@ def set_layerdrop(config: ModelConfig, layerdrop: float | None) -> None:
         config.encoder.context_layerdrop = layerdrop
 
 
-def prepare_model(
-    config: PretrainConfig, model: Emotion2vecModel | None = None
-) -> Emotion2vecModel:
-    """The student a new run starts from: ``model`` if given, else ``config.init``, else a
-    scratch ``config.preset``; with a decoder (created if the start point has none) and the
-    layer-drop override applied. Seed torch first: every process must build the same model."""
+def prepare_start(config: PretrainConfig, model: Emotion2vecModel | None = None) -> StartPoint:
+    """The student a new run starts from, and its teacher when the start checkpoint had one:
+    ``model`` if given, else ``config.init``, else a scratch ``config.preset``; with a decoder
+    (created if the start point has none) and the layer-drop override applied. Seed torch first:
+    every process must build the same model."""
+    o = config.objective
+    teacher = None
     if model is None:
         if config.init:
-            model = load_start_model(
-                config.init, extra_tokens=config.objective.extra_tokens_if_missing
+            start = load_start_model(
+                config.init,
+                extra_tokens=o.extra_tokens_if_missing,
+                layout=o.init_layout,
+                context_depth=o.init_context_depth,
+                depth=o.init_depth,
             )
+            model = start.model
+            teacher = start.teacher if o.teacher_from_checkpoint else None
         else:
             model = scratch_model(config.preset)
             log.info("training %s from scratch", config.preset)
@@ -183,4 +329,11 @@ def prepare_model(
             len(model.labels),
         )
     set_layerdrop(model.config, config.layerdrop)
-    return model
+    return StartPoint(model, teacher)
+
+
+def prepare_model(
+    config: PretrainConfig, model: Emotion2vecModel | None = None
+) -> Emotion2vecModel:
+    """The student of :func:`prepare_start` alone."""
+    return prepare_start(config, model).model

@@ -145,11 +145,12 @@ def resolve_device(name: str, dist: DistInfo) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype (None: plain fp32); "auto" is fp32 on CPU, bf16 or fp16 on GPU."""
+    """Autocast dtype (None: plain fp32); "auto" is fp32 on CPU and fp16 (with dynamic loss
+    scaling) on GPUs, the precision of the authors' runs (fairseq ``fp16: true``)."""
     if name == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16
     if name == "fp32":
         return None
     if name == "fp16" and device.type != "cuda":

@@ -93,9 +93,7 @@ def patch_dataclass_mutable_defaults():
             setattr(
                 cls,
                 a_name,
-                dataclasses.field(
-                    default_factory=functools.partial(_copy_factory, template)
-                ),
+                dataclasses.field(default_factory=functools.partial(_copy_factory, template)),
             )
         f = orig_get_field(cls, a_name, a_type, *args, **kwargs)
         if template is not MISSING:
@@ -220,21 +218,21 @@ def import_fairseq(fork_path: str, numpy_aliases: bool = False):
 
     assert os.path.abspath(fairseq.__file__).startswith(fork_path), fairseq.__file__
 
-    from fairseq.data.data_utils import compute_block_mask_1d
     from examples.data2vec.data.modality import Modality
     from examples.data2vec.models.data2vec2 import (
+        D2vModalitiesConfig,
         Data2VecMultiConfig,
         Data2VecMultiModel,
-        D2vModalitiesConfig,
     )
+    from examples.data2vec.models.modalities.audio import AudioEncoder, D2vAudioConfig
     from examples.data2vec.models.modalities.base import (
         D2vModalityConfig,
         MaskInfo,
         MaskSeed,
         ModalitySpecificEncoder,
     )
-    from examples.data2vec.models.modalities.audio import D2vAudioConfig, AudioEncoder
     from examples.data2vec.models.modalities.modules import D2vDecoderConfig
+    from fairseq.data.data_utils import compute_block_mask_1d
 
     return types.SimpleNamespace(
         fairseq=fairseq,

@@ -127,9 +127,8 @@ D2V2 = {
 
 
 def compose(fork: Path, *overrides):
-    from omegaconf import OmegaConf
-
     from fairseq.tasks.audio_pretraining import AudioMaskingConfig
+    from omegaconf import OmegaConf
 
     base = OmegaConf.load(fork / "examples/data2vec/config/v2/base_audio_only_task.yaml")
     model = OmegaConf.merge(base.model, EMOTION2VEC_OVERRIDES, MICRO, *overrides)
@@ -177,10 +176,9 @@ def perturb_teacher(model, scale: float, generator: torch.Generator) -> None:
 
 def make_batch(root):
     """Files and masks as FileAudioDataset.__getitem__ makes them, collated by the fork."""
-    from omegaconf import OmegaConf
-
     from fairseq.data.audio.raw_audio_dataset import RawAudioDataset
     from fairseq.data.data_utils import compute_block_mask_1d
+    from omegaconf import OmegaConf
 
     mask_cfg = OmegaConf.to_container(root.task.precompute_mask_config, resolve=True)
     ds = RawAudioDataset(
@@ -298,18 +296,19 @@ def one_step(model, sample):
     rec["sample_size"] = int(sample_size)
     rec["target_var"] = float(out["target_var"])
     rec["pred_var"] = float(out["pred_var"])
-    rec["grads"] = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    rec["grads"] = {
+        n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None
+    }
     return rec
 
 
 def schedule_lrs():
-    from omegaconf import OmegaConf
-
     from fairseq.optim import FairseqOptimizer
     from fairseq.optim.lr_scheduler.cosine_lr_scheduler import (
         CosineLRSchedule,
         CosineLRScheduleConfig,
     )
+    from omegaconf import OmegaConf
 
     class Holder(FairseqOptimizer):
         def __init__(self):
@@ -334,7 +333,9 @@ def block_mask_stats(ds_crop) -> dict:
     for T in (50, 120, 400):
         rows = torch.cat(
             [
-                compute_block_mask_1d((8, T), 0.5, 5, mask_prob_adjust=0.05, require_same_masks=True)
+                compute_block_mask_1d(
+                    (8, T), 0.5, 5, mask_prob_adjust=0.05, require_same_masks=True
+                )
                 for _ in range(250)
             ]
         )
@@ -374,7 +375,9 @@ def d2v2_start(fork: Path, out_dir: Path) -> dict:
     before = tensors(e2v.state_dict())
     e2v.load_state_dict(copy.deepcopy(ckpt["model"]), strict=True, model_cfg=None)
     after = tensors(e2v.state_dict())
-    loaded = sorted(k for k in after if k in ckpt["model"] and torch.equal(after[k], ckpt["model"][k]))
+    loaded = sorted(
+        k for k in after if k in ckpt["model"] and torch.equal(after[k], ckpt["model"][k])
+    )
     kept_fresh = sorted(k for k in after if torch.equal(after[k], before[k]) and k not in loaded)
     return {
         "student": after,
@@ -386,7 +389,9 @@ def d2v2_start(fork: Path, out_dir: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--fork", required=True, help="checkout of ddlBoJack/fairseq, branch emotion2vec")
+    ap.add_argument(
+        "--fork", required=True, help="checkout of ddlBoJack/fairseq, branch emotion2vec"
+    )
     ap.add_argument("--out", default=str(FIXTURE_DIR))
     args = ap.parse_args()
     fork = Path(args.fork).resolve()

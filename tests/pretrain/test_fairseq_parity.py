@@ -19,7 +19,7 @@ from torch import nn
 import emotion2vec.pretrain.objective as objective_module
 from emotion2vec.audio import normalize_waveform
 from emotion2vec.checkpoints import load_model
-from emotion2vec.checkpoints.keymap import ours_to_official, ours_tensor_to_official
+from emotion2vec.checkpoints.keymap import ours_tensor_to_official, ours_to_official
 from emotion2vec.pretrain.config import MaskConfig, ObjectiveConfig, OptimConfig
 from emotion2vec.pretrain.data import Batch
 from emotion2vec.pretrain.ema import ema_decay_at
@@ -106,7 +106,9 @@ def rel_err(ours: torch.Tensor, theirs: torch.Tensor) -> float:
 
 
 def test_data_normalisation_is_theirs(ref):
-    for raw, theirs in zip(ref["inputs"]["raw_files"], ref["inputs"]["normalized_files"], strict=True):
+    for raw, theirs in zip(
+        ref["inputs"]["raw_files"], ref["inputs"]["normalized_files"], strict=True
+    ):
         assert rel_err(normalize_waveform(raw), theirs) < 1e-5
 
 
@@ -185,7 +187,9 @@ def _update_error(model, ref) -> float:
 
 def _optimizer(module, ref):
     u = ref["update"]
-    config = OptimConfig(lr=u["lr"], betas=tuple(u["betas"]), eps=u["eps"], weight_decay=u["weight_decay"])
+    config = OptimConfig(
+        lr=u["lr"], betas=tuple(u["betas"]), eps=u["eps"], weight_decay=u["weight_decay"]
+    )
     return build_optimizer(module, config)
 
 
@@ -205,8 +209,13 @@ def test_our_adam_is_theirs_on_their_gradients(ref):
     for name, p in model.named_parameters():
         p.grad = grads[ours_to_official(name)].reshape(p.shape) * (1.0 / sample_size)
     u = ref["update"]
-    torch.optim.AdamW(model.parameters(), lr=u["lr"], betas=tuple(u["betas"]), eps=u["eps"],
-                      weight_decay=u["weight_decay"]).step()
+    torch.optim.AdamW(
+        model.parameters(),
+        lr=u["lr"],
+        betas=tuple(u["betas"]),
+        eps=u["eps"],
+        weight_decay=u["weight_decay"],
+    ).step()
     assert _update_error(model, ref) > 0.1
 
 
@@ -247,7 +256,9 @@ def test_one_whole_step_of_ours_is_theirs(ref, monkeypatch):
 
 def test_learning_rate_schedule_is_theirs(ref):
     s = ref["schedule"]
-    config = OptimConfig(lr=s["lr"], max_updates=s["max_updates"], warmup_updates=s["warmup_updates"])
+    config = OptimConfig(
+        lr=s["lr"], max_updates=s["max_updates"], warmup_updates=s["warmup_updates"]
+    )
     theirs = s["lr_after_updates"]
     for done in range(s["max_updates"]):
         assert lr_at(done + 1, config) == pytest.approx(theirs[done], rel=1e-9, abs=1e-15)
@@ -275,9 +286,13 @@ def test_block_masks_follow_their_law(ref, frames):
 def test_cropped_block_masks_follow_their_law(ref):
     theirs = ref["block_masks"]["crop400to120"]["counts"].float()
     g = torch.Generator().manual_seed(0)
-    ours = cropped_block_masks(
-        [400] * 250, [120] * 250, 120, 8, mask_prob=0.5, mask_length=5, generator=g
-    ).sum(1).float()
+    ours = (
+        cropped_block_masks(
+            [400] * 250, [120] * 250, 120, 8, mask_prob=0.5, mask_length=5, generator=g
+        )
+        .sum(1)
+        .float()
+    )
     assert float(ours.mean()) == pytest.approx(float(theirs.mean()), abs=0.5)
     assert float(ours.std()) == pytest.approx(float(theirs.std()), rel=0.15)
 

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from emotion2vec.pretrain.config import MaskConfig
 from emotion2vec.pretrain.masking import (
     block_mask,
-    cropped_block_masks,
-    file_block_masks,
     compute_mask,
+    cropped_block_masks,
     expected_span_fraction,
+    file_block_masks,
     keep_indices,
     span_mask,
 )
@@ -144,8 +144,9 @@ def test_file_block_masks_mask_exactly_p_of_the_whole_file():
 def test_cropped_block_masks_are_about_half_and_unequal_across_rows():
     g = torch.Generator().manual_seed(0)
     files, crop, clone = [1000, 700, 400], 400, 8
-    mask = cropped_block_masks(files, [crop] * 3, crop, clone, mask_prob=0.5, mask_length=5,
-                               generator=g)
+    mask = cropped_block_masks(
+        files, [crop] * 3, crop, clone, mask_prob=0.5, mask_length=5, generator=g
+    )
     assert mask.shape == (3 * clone, crop)
     counts = mask.sum(1).float()
     # the uncropped file (400 frames) keeps exactly int(0.5 * 400) per row

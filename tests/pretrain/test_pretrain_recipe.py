@@ -38,8 +38,13 @@ def test_the_tiny_preset_keeps_the_nature_of_the_run():
     tiny, base = recipe_config("tiny"), recipe_config("base")
     assert tiny.preset == "tiny"
     scaled = {
-        "data.max_tokens", "optim.lr", "optim.max_updates", "optim.update_freq",
-        "objective.ema_decay", "objective.ema_end_decay", "objective.ema_anneal_end_step",
+        "data.max_tokens",
+        "optim.lr",
+        "optim.max_updates",
+        "optim.update_freq",
+        "objective.ema_decay",
+        "objective.ema_end_decay",
+        "objective.ema_anneal_end_step",
         "objective.var_check_after",
         "model.decoder.dim",  # a smaller model: its width, not the recipe
     }
@@ -47,9 +52,13 @@ def test_the_tiny_preset_keeps_the_nature_of_the_run():
     for row in AUTHORS_RUN:
         if row.field in scaled:
             continue
-        assert lookup(tiny, row.field, model) == lookup(base, row.field, preset("emotion2vec_base")), row.field
+        assert lookup(tiny, row.field, model) == lookup(
+            base, row.field, preset("emotion2vec_base")
+        ), row.field
     # the schedule keeps its proportions
-    assert tiny.objective.ema_anneal_end_step / tiny.optim.max_updates == pytest.approx(0.2, abs=0.01)
+    assert tiny.objective.ema_anneal_end_step / tiny.optim.max_updates == pytest.approx(
+        0.2, abs=0.01
+    )
     assert tiny.optim.warmup_fraction == base.optim.warmup_fraction
 
 
@@ -69,13 +78,18 @@ def test_docs_open_with_the_recipe_table():
 
 
 def test_cli_preset_starts_from_the_recipe(tmp_path):
-    from emotion2vec.pretrain.cli import build_config, configure_parser
     import argparse
 
+    from emotion2vec.pretrain.cli import build_config, configure_parser
+
     parser = configure_parser(argparse.ArgumentParser())
-    args = parser.parse_args(["--data", "x", "--out", str(tmp_path), "--preset", "tiny", "--lr", "1e-3"])
+    args = parser.parse_args(
+        ["--data", "x", "--out", str(tmp_path), "--preset", "tiny", "--lr", "1e-3"]
+    )
     config = build_config(args)
-    assert config.preset == "tiny" and config.data.max_tokens == recipe_config("tiny").data.max_tokens
+    assert (
+        config.preset == "tiny" and config.data.max_tokens == recipe_config("tiny").data.max_tokens
+    )
     assert config.optim.lr == 1e-3  # options override the preset
     args = parser.parse_args(["--data", "x", "--out", str(tmp_path)])
     assert build_config(args).optim.clip_norm == 0.0

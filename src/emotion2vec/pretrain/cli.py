@@ -169,7 +169,6 @@ def build_config(args: argparse.Namespace):
     from ..errors import ConfigError
     from .api import CONFIG_NAME
     from .config import PretrainConfig
-
     from .recipe import recipe_config
 
     preset = getattr(args, "cfg__top__preset", None)

@@ -39,8 +39,8 @@ class DistInfo:
 def init_distributed(device: str = "auto") -> DistInfo:
     """Join the torchrun job described by the environment; one process without one.
 
-    The backend is NCCL when the job runs on GPUs, gloo otherwise. An already initialised
-    default group is reused.
+    The backend is NCCL when the job runs on GPUs, gloo otherwise (``EMOTION2VEC_DIST_BACKEND``
+    overrides it). An already initialised default group is reused.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -50,8 +50,13 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if not dist.is_initialized():
         use_cuda = torch.cuda.is_available() and not device.startswith("cpu")
         if use_cuda:
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+            # "cuda:N" puts every process on GPU N (e.g. two processes sharing one GPU)
+            index = int(device.split(":", 1)[1]) if device.startswith("cuda:") else local_rank
+            torch.cuda.set_device(index)
+        # EMOTION2VEC_DIST_BACKEND overrides the choice (e.g. gloo for several processes on
+        # one GPU, which NCCL refuses)
+        backend = os.environ.get("EMOTION2VEC_DIST_BACKEND") or ("nccl" if use_cuda else "gloo")
+        dist.init_process_group(backend=backend)
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank)
 
 

@@ -114,9 +114,7 @@ def _ours(
         if our_key is None or our_key not in model_keys:
             dropped.append(key)
             continue
-        ours[our_key] = official_tensor_to_ours(
-            "encoder." + our_key if prefix else our_key, tensor
-        )
+        ours[our_key] = official_tensor_to_ours("encoder." + our_key if prefix else our_key, tensor)
     return ours, dropped
 
 
@@ -234,8 +232,9 @@ def load_data2vec2(
         }
         teacher_keys = {k[len("encoder.") :] for k in model_keys if k.startswith("encoder.")}
         teacher, _ = _ours(ema_state, target, teacher_keys, prefix="encoder.")
-        log.info("%s: the EMA teacher starts from the checkpoint's _ema (%d tensors)", file,
-                 len(teacher))
+        log.info(
+            "%s: the EMA teacher starts from the checkpoint's _ema (%d tensors)", file, len(teacher)
+        )
     log.info("%s: added %d freshly initialised extra tokens", file, extra_tokens)
     return StartPoint(model, teacher)
 

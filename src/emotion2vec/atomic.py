@@ -1,13 +1,29 @@
-"""Atomic file writes: a reader (or a resumed run) never sees a half-written file."""
+"""Atomic file writes: a reader (or a resumed run) never sees a half-written file.
+
+Temporary files are named ``.<name>.<pid>.<random>.tmp`` next to their target, so that a later
+run can tell the leftovers of a killed process (:func:`remove_stale_temporaries`) from the files
+of one still running. Finished files get the permissions of an ordinary new file (``0666`` less
+the umask), not ``mkstemp``'s private ``0600``.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+_TEMP = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(
@@ -20,18 +36,55 @@ def atomic_write(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     os.close(fd)
     try:
         write(Path(tmp))
         if fsync:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError as exc:
+        return exc.errno != errno.ESRCH
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str], *, recursive: bool = False) -> int:
+    """Delete the temporary files that killed processes left in ``folder`` (those whose process
+    no longer runs); returns how many. Files of live processes are left alone."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    paths = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    for tmp in paths:
+        m = _TEMP.match(tmp.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        try:
+            tmp.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = False) -> Path:

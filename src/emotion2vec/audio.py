@@ -9,6 +9,7 @@ Decoding uses soundfile (libsndfile); resampling uses soxr.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Sequence
@@ -133,12 +134,24 @@ def _check_file(path: str | os.PathLike[str]) -> None:
     # libsndfile reports a missing file as "System error." and an empty one as "Format not
     # recognised."; checking first gives messages that say what is actually wrong.
     p = Path(path)
-    if not p.exists():
-        raise AudioError(path, "file not found")
+    try:
+        os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AudioError(path, "symbolic link loop") from None
+        if p.is_symlink():
+            raise AudioError(
+                path, f"dangling symbolic link (its target {os.readlink(p)} is missing)"
+            ) from None
+        if isinstance(exc, PermissionError):
+            raise AudioError(path, "permission denied") from None
+        raise AudioError(path, "file not found") from None
     if p.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
     if p.stat().st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
+    if not os.access(p, os.R_OK):
+        raise AudioError(path, "permission denied (not readable)")
 
 
 def _soundfile_reason(err: Exception) -> str:

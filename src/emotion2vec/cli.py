@@ -8,10 +8,69 @@ emotion2vec convert path/to/emotion2vec_plus_large my_model/
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
 import sys
 from collections.abc import Sequence
 
-EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2
+#: Exit codes: some inputs failed (1), a usage or configuration error (2), an output could not be
+#: written mid-run (3; what was finished is kept).
+EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE, EXIT_OUTPUT = 0, 1, 2, 3
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """No option prefixes (``--thread`` is not ``--threads``), for every subcommand too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+def _unknown_option(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """The first option of ``argv`` that the chosen subcommand does not know, with argparse-style
+    suggestions: checked before parsing, so that a mistyped option is not reported as a missing
+    required one."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if sub is None:
+        return None
+    command = next((a for a in argv if not a.startswith("-")), None)
+    chosen = sub.choices.get(command) if command else None
+    if chosen is None:
+        return None
+    known = {o for a in chosen._actions for o in a.option_strings}
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            return f"unrecognized option {name}{hint}"
+    return None
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -23,7 +82,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         "or an official .pt file",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the model")
     p.add_argument(
         "--quantize",
         choices=["none", "int8"],
@@ -38,25 +97,25 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--batch-seconds",
-        type=float,
+        type=positive_seconds,
         default=60.0,
         help="audio seconds (padded) per batch (default: 60)",
     )
     p.add_argument(
         "--window-seconds",
-        type=float,
+        type=positive_seconds,
         default=None,
         help="process recordings longer than this in overlapping windows (default: whole file)",
     )
     p.add_argument(
         "--hop-seconds",
-        type=float,
+        type=positive_seconds,
         default=None,
         help="window hop (default: 5/6 of the window)",
     )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose output exists")
     p.add_argument(
-        "--workers", type=int, default=2, help="background decoding threads (default: 2)"
+        "--workers", type=positive_int, default=2, help="background decoding threads (default: 2)"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
 
@@ -65,12 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``emotion2vec`` command."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="emotion2vec",
         description="Universal speech emotion representations: emotion2vec models, exactly.",
     )
     parser.add_argument("--version", action="version", version=f"emotion2vec {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("predict", help="predict the emotion of audio files")
     _add_job_options(p)
@@ -146,8 +205,21 @@ def _print_predictions(results, summary, quiet: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``emotion2vec`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    from .errors import Emotion2vecError
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    unknown = _unknown_option(parser, argv)
+    if unknown is not None:
+        parser.error(unknown)
+    args = parser.parse_args(argv)
+    if getattr(args, "hop_seconds", None) is not None:
+        if args.window_seconds is None:
+            parser.error("--hop-seconds needs --window-seconds")
+        if args.hop_seconds > args.window_seconds:
+            parser.error(
+                f"--hop-seconds {args.hop_seconds:g} must not exceed --window-seconds "
+                f"{args.window_seconds:g} (windows would leave gaps)"
+            )
+    from .errors import Emotion2vecError, OutputError
 
     if args.command == "pretrain":
         from .pretrain import cli as pretrain_cli
@@ -189,7 +261,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=progress,
         )
         if args.command == "predict":
-            results, summary = predict_files(model, sources, output=args.output, **common)
+            results, summary = predict_files(
+                model,
+                sources,
+                output=args.output,
+                model_name=args.model,
+                protected=args.inputs,
+                **common,
+            )
             _print_predictions(results, summary, args.quiet)
         else:
             summary = extract_files(
@@ -199,11 +278,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 granularity=args.granularity,
                 layer=args.layer,
                 all_layers=args.all_layers,
+                model_name=args.model,
                 **common,
             )
         if not args.quiet or summary.failures:
             print(summary.describe(), file=sys.stderr)
         return EXIT_OK if summary.ok else EXIT_FAILED_INPUTS
+    except OutputError as exc:
+        print(f"emotion2vec: error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
     except Emotion2vecError as exc:
         print(f"emotion2vec: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

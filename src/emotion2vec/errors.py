@@ -29,3 +29,13 @@ class ConfigError(Emotion2vecError):
 
 class DataError(Emotion2vecError):
     """A manifest or dataset is malformed."""
+
+
+class OutputError(Emotion2vecError):
+    """An output location cannot be written (missing permission, full disk, a file where a
+    folder is needed, an input named as the output). Work finished before it is kept."""
+
+
+class OutputConflictError(Emotion2vecError):
+    """An existing output was made by something else (another model, granularity, window or
+    label set), or another process is writing it: resuming would mix results."""

@@ -7,9 +7,15 @@ What a job guarantees:
   (see :mod:`emotion2vec.inference`);
 * long recordings are optionally cut into overlapping windows (``window_seconds`` /
   ``hop_seconds``); frame features are stitched back at frame precision;
-* a bad input is reported with its path and reason and never stops the others;
-* every output file is written atomically, and a re-run skips inputs whose output exists, so an
-  interrupted run resumes where it stopped.
+* a bad input is reported with its path and reason and never stops the others; an input whose
+  outputs are not finite is a failed input;
+* output locations are checked before any input is decoded (creatable, writable, not an input);
+* every output file is written atomically with ordinary permissions; ``predict`` journals each
+  result as it finishes, so a crash loses at most the batch in flight; a write failure stops the
+  run with :class:`~emotion2vec.errors.OutputError` and keeps everything finished;
+* every output records what made it (:mod:`emotion2vec.provenance`); a re-run resumes (skips
+  finished inputs) only into an output made the same way, and one process writes an output at a
+  time (:mod:`emotion2vec.locking`).
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .atomic import save_npy, write_text
+from . import provenance
+from .atomic import remove_stale_temporaries, save_npy, write_text
 from .audio import SAMPLE_RATE, audio_info, load_audio
-from .errors import AudioError, DataError, Emotion2vecError
+from .errors import AudioError, DataError, Emotion2vecError, OutputError
 from .inference import Prediction, encode, layer_indices, plan_batches, scores_from_logits
+from .locking import OutputLock
 from .model import Emotion2vecModel
 from .sources import AudioSource
 
@@ -334,6 +342,13 @@ def run_model(
                     bar.update(1)
                     continue
                 result = _assemble(item.source, len(wave), windows, outputs, row, keep_frames)
+                if not _finite(result):
+                    on_failure(
+                        item.source,
+                        "the model produced non-finite values (NaN or inf) for this input",
+                    )
+                    bar.update(1)
+                    continue
                 on_result(result)
                 summary.audio_seconds += result.duration
                 bar.update(1)
@@ -345,6 +360,12 @@ def run_model(
                 )
     finally:
         bar.close()
+
+
+def _finite(result: FileResult) -> bool:
+    arrays = [result.embedding, *result.window_logits]
+    arrays += [f for f in result.frames if isinstance(f, np.ndarray)]
+    return all(bool(np.isfinite(a).all()) for a in arrays)
 
 
 def _encode_segments(model, segments, batch, layers, keep_frames, outputs) -> None:
@@ -401,6 +422,60 @@ def _assemble(source, num_samples, windows, outputs, row, keep_frames) -> FileRe
 # --------------------------------------------------------------------------------------------
 
 
+def _probe_writable(folder: Path, what: str) -> None:
+    """Create and remove a file in ``folder``: fails now rather than after the work."""
+    try:
+        probe = folder / f".emotion2vec-write-test.{id(folder)}.tmp"
+        with open(probe, "wb") as f:
+            f.write(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"{what}: cannot write in {folder} ({exc.strerror})") from None
+
+
+def prepare_output_dir(output_dir: Path) -> None:
+    """Create ``output_dir`` (and parents) and check it can be written; one-line OutputError
+    otherwise (a file in the way, no permission, read-only file system)."""
+    for parent in [output_dir, *output_dir.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"{output_dir}: cannot create the output folder: {parent} is a file")
+        if parent.exists():
+            break
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{output_dir}: cannot create the output folder ({exc.strerror})"
+        ) from None
+    _probe_writable(output_dir, str(output_dir))
+
+
+def prepare_output_file(path: Path, sources: Sequence[AudioSource], protected: Sequence) -> None:
+    """Check an output file's location before any work: not a folder, not one of the inputs
+    (audio files or manifests), parent creatable and writable."""
+    if path.is_dir():
+        raise OutputError(
+            f"{path}: is a folder; --output needs a file name ending in .csv or .jsonl"
+        )
+    resolved = path.resolve()
+    inputs = {s.path for s in sources}
+    for item in protected:
+        try:
+            inputs.add(Path(item).resolve())
+        except (OSError, RuntimeError):
+            pass
+    if resolved in inputs:
+        raise OutputError(f"{path}: is one of the inputs; write the predictions to another file")
+    prepare_output_dir(path.parent)
+
+
+def _write_failed(path: Path, exc: OSError, kept: str) -> OutputError:
+    return OutputError(
+        f"cannot write {path} ({exc.strerror or exc}); {kept}; free space or fix permissions, "
+        "then re-run the same command to resume"
+    )
+
+
 def output_paths(sources: Sequence[AudioSource], output_dir: Path) -> list[Path]:
     """``output_dir/<key with .npy>`` per source; two inputs mapping to one output is an error."""
     paths, seen = [], {}
@@ -431,18 +506,76 @@ def extract_files(
     overwrite: bool = False,
     workers: int = 2,
     progress: bool | None = None,
+    model_name: str | None = None,
 ) -> JobSummary:
     """Write one ``.npy`` per input under ``output_dir`` (mirroring the inputs' relative paths),
-    an ``index.csv`` (input, output, duration_s, frames) and, when inputs fail, ``errors.csv``.
+    an ``index.csv`` (input, output, duration_s, frames), ``provenance.json`` and, when inputs
+    fail, ``errors.csv``.
 
     Arrays: utterance (D,) or frame (T, D); with ``all_layers`` (L+1, D) / (L+1, T, D).
+
+    Raises:
+        OutputError: the folder cannot be created or written (before any work), or a write
+            fails during the run (everything finished is kept).
+        OutputConflictError: the folder holds outputs made differently (another model,
+            granularity, layer or window) and ``overwrite`` is off, or another run writes it.
     """
     if granularity not in ("utterance", "frame"):
         raise Emotion2vecError(f"granularity must be 'utterance' or 'frame', got {granularity!r}")
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     outs = output_paths(sources, output_dir)
     layers = layer_indices(model, layer, all_layers)
+    prepare_output_dir(output_dir)
+    with OutputLock(output_dir / ".emotion2vec.lock", what=str(output_dir)):
+        remove_stale_temporaries(output_dir, recursive=True)
+        record = provenance.make(
+            model,
+            "extract",
+            model_name=model_name,
+            granularity=granularity,
+            layers=layers,
+            window_seconds=window_seconds,
+            hop_seconds=hop_seconds,
+        )
+        provenance.check_resume(
+            output_dir / "provenance.json",
+            record,
+            what=str(output_dir),
+            has_outputs=(output_dir / "index.csv").exists() or any(o.exists() for o in outs),
+            overwrite=overwrite,
+        )
+        return _extract(
+            model,
+            sources,
+            output_dir,
+            outs,
+            layers,
+            granularity,
+            all_layers,
+            batch_seconds,
+            window_seconds,
+            hop_seconds,
+            overwrite,
+            workers,
+            progress,
+        )
+
+
+def _extract(
+    model,
+    sources,
+    output_dir,
+    outs,
+    layers,
+    granularity,
+    all_layers,
+    batch_seconds,
+    window_seconds,
+    hop_seconds,
+    overwrite,
+    workers,
+    progress,
+) -> JobSummary:
     summary = JobSummary(total=len(sources))
     index_rows: dict[int, tuple[str, str, float, int]] = {}
     todo = []
@@ -464,7 +597,12 @@ def extract_files(
             frames = r.frame_count
         if not all_layers:
             arr = arr[0]
-        save_npy(outs[i], np.ascontiguousarray(arr, dtype=np.float32))
+        try:
+            save_npy(outs[i], np.ascontiguousarray(arr, dtype=np.float32))
+        except OSError as exc:
+            raise _write_failed(
+                outs[i], exc, f"the {summary.done + summary.skipped} outputs finished are kept"
+            ) from None
         index_rows[i] = (
             str(r.source.path),
             outs[i].relative_to(output_dir).as_posix(),
@@ -495,8 +633,13 @@ def extract_files(
         )
     finally:
         summary.wall_seconds = time.perf_counter() - start
-        _write_index(output_dir / "index.csv", [index_rows[i] for i in sorted(index_rows)])
-        write_errors(output_dir / "errors.csv", summary.failures)
+        try:
+            _write_index(output_dir / "index.csv", [index_rows[i] for i in sorted(index_rows)])
+            write_errors(output_dir / "errors.csv", summary.failures)
+        except OSError as exc:
+            raise _write_failed(
+                output_dir / "index.csv", exc, "the .npy outputs are kept"
+            ) from None
     return summary
 
 
@@ -582,13 +725,19 @@ def predict_files(
     workers: int = 2,
     progress: bool | None = None,
     save_every: float = 30.0,
+    model_name: str | None = None,
+    protected: Sequence[str | Path] = (),
 ) -> tuple[list[FilePrediction], JobSummary]:
     """Predict the emotion of every input.
 
-    With ``output`` (``.csv`` or ``.jsonl``), all scores are written there (rewritten atomically
-    every ``save_every`` seconds and at the end); inputs already in an existing output are skipped
-    unless ``overwrite``, so an interrupted run resumes. Failures go to ``<output>.errors.csv``.
-    Returns this run's predictions (not the ones skipped) and the summary.
+    With ``output`` (``.csv`` or ``.jsonl``), all scores are written there: each result is
+    appended to ``<output>.partial.jsonl`` as it finishes, the output itself is rewritten
+    atomically every ``save_every`` seconds and at the end (then the journal is removed), and
+    ``<output>.provenance.json`` records the model and settings. Inputs already in an existing
+    output (or its journal) are skipped unless ``overwrite``, so an interrupted run resumes,
+    provided the model and settings are the same. Failures go to ``<output>.errors.csv``.
+    ``protected``: paths the output must not be (the job's manifests). Returns this run's
+    predictions (not the ones skipped) and the summary.
     """
     if model.head is None:
         raise Emotion2vecError(
@@ -596,11 +745,100 @@ def predict_files(
             "`emotion2vec extract`, an emotion2vec_plus_* model, or a fine-tuned model"
         )
     out_path = Path(output) if output is not None else None
-    if out_path is not None and out_path.suffix.lower() not in (".csv", ".jsonl"):
+    if out_path is None:
+        return _predict(
+            model,
+            sources,
+            None,
+            None,
+            [],
+            batch_seconds,
+            window_seconds,
+            hop_seconds,
+            workers,
+            progress,
+            save_every,
+        )
+    if out_path.suffix.lower() not in (".csv", ".jsonl"):
         raise Emotion2vecError(f"{out_path}: output must end in .csv or .jsonl")
-    previous: list[dict] = []
-    if out_path is not None and out_path.exists() and not overwrite:
-        previous = read_predictions(out_path)
+    prepare_output_file(out_path, sources, protected)
+    journal = out_path.with_name(out_path.name + ".partial.jsonl")
+    with OutputLock(out_path.with_name(out_path.name + ".lock"), what=str(out_path)):
+        remove_stale_temporaries(out_path.parent)
+        record = provenance.make(
+            model,
+            "predict",
+            model_name=model_name,
+            labels=list(model.labels),
+            window_seconds=window_seconds,
+            hop_seconds=hop_seconds,
+        )
+        provenance.check_resume(
+            out_path.with_name(out_path.name + ".provenance.json"),
+            record,
+            what=str(out_path),
+            has_outputs=out_path.exists() or journal.exists(),
+            overwrite=overwrite,
+        )
+        previous: list[dict] = []
+        if overwrite:
+            journal.unlink(missing_ok=True)
+        else:
+            if out_path.exists():
+                previous = read_predictions(out_path)
+            previous = _merge_rows(previous, read_journal(journal))
+        return _predict(
+            model,
+            sources,
+            out_path,
+            journal,
+            previous,
+            batch_seconds,
+            window_seconds,
+            hop_seconds,
+            workers,
+            progress,
+            save_every,
+        )
+
+
+def _merge_rows(rows: list[dict], more: list[dict]) -> list[dict]:
+    """Rows by path, later ones replacing earlier ones, first-seen order kept."""
+    merged: dict[str, dict] = {}
+    for row in [*rows, *more]:
+        merged[row["path"]] = row
+    return list(merged.values())
+
+
+def read_journal(path: Path) -> list[dict]:
+    """Rows of a ``.partial.jsonl`` journal; a last line cut short by a crash is ignored."""
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "path" in row:
+                rows.append(row)
+    return rows
+
+
+def _predict(
+    model,
+    sources,
+    out_path,
+    journal,
+    previous,
+    batch_seconds,
+    window_seconds,
+    hop_seconds,
+    workers,
+    progress,
+    save_every,
+) -> tuple[list[FilePrediction], JobSummary]:
     done_paths = {row["path"] for row in previous}
     summary = JobSummary(total=len(sources))
     todo = [i for i, s in enumerate(sources) if str(s.path) not in done_paths]
@@ -608,10 +846,21 @@ def predict_files(
     results: list[FilePrediction] = []
     labels = model.labels
     last_save = time.perf_counter()
+    log = None
+
+    def kept() -> str:
+        return f"the {len(previous) + len(results)} predictions finished are kept in {journal}"
 
     def save() -> None:
-        if out_path is not None:
+        if out_path is None:
+            return
+        try:
             write_predictions(out_path, previous + [r.to_json() for r in results], labels)
+            if log is not None:
+                log.truncate(0)
+                log.seek(0)
+        except OSError as exc:
+            raise _write_failed(out_path, exc, kept()) from None
 
     def on_result(r: FileResult) -> None:
         nonlocal last_save
@@ -619,6 +868,9 @@ def predict_files(
         whole = torch.from_numpy(r.embedding[-1:]).to(next(model.parameters()).device)
         with torch.inference_mode():
             logits = head(whole.float())
+        if not bool(torch.isfinite(logits).all()):
+            on_failure(r.source, "the model produced non-finite scores (NaN or inf)")
+            return
         pred = scores_from_logits(logits, labels)[0]
         windows = []
         if len(r.windows) > 1:
@@ -627,7 +879,14 @@ def predict_files(
                 (w.start / SAMPLE_RATE, w.end / SAMPLE_RATE, p)
                 for w, p in zip(r.windows, preds, strict=True)
             ]
-        results.append(FilePrediction(str(r.source.path), r.duration, pred, windows))
+        result = FilePrediction(str(r.source.path), r.duration, pred, windows)
+        if log is not None:
+            try:
+                log.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+                log.flush()
+            except OSError as exc:
+                raise _write_failed(journal, exc, kept()) from None
+        results.append(result)
         summary.done += 1
         if out_path is not None and time.perf_counter() - last_save > save_every:
             save()
@@ -637,6 +896,11 @@ def predict_files(
         summary.failures.append(Failure(str(source.path), reason))
 
     start = time.perf_counter()
+    if journal is not None:
+        try:
+            log = open(journal, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise _write_failed(journal, exc, "nothing was computed") from None
     try:
         run_model(
             model,
@@ -653,9 +917,17 @@ def predict_files(
         )
     finally:
         summary.wall_seconds = time.perf_counter() - start
-        save()
-        if out_path is not None:
-            write_errors(out_path.with_name(out_path.name + ".errors.csv"), summary.failures)
+        saved = False
+        try:
+            save()
+            saved = True
+            if out_path is not None:
+                write_errors(out_path.with_name(out_path.name + ".errors.csv"), summary.failures)
+        finally:
+            if log is not None:
+                log.close()
+                if saved:  # everything is in the output now
+                    journal.unlink(missing_ok=True)
     order = {str(s.path): i for i, s in enumerate(sources)}
     results.sort(key=lambda r: order.get(r.path, 0))
     return results, summary

@@ -95,8 +95,23 @@ def collect_sources(inputs: Sequence[str | os.PathLike[str]]) -> list[AudioSourc
     return out
 
 
+def _resolved(path: Path) -> Path:
+    """``path`` resolved; a symlink loop stays as written (absolute): reading it fails later as
+    that input's failure, not the job's."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+    if path.is_symlink() and not resolved.exists():
+        return path.absolute()  # a dangling link is named as written, not by its missing target
+    return resolved
+
+
 def _expand(item: Path) -> list[AudioSource]:
     if not item.exists():
+        if item.is_symlink() and item.suffix.lower() not in MANIFEST_EXTENSIONS:
+            # a dangling link or a link loop: that input fails (with its reason), not the job
+            return [AudioSource(_resolved(item), item.name)]
         raise DataError(f"{item}: no such file or directory")
     if item.is_dir():
         return _scan_directory(item)
@@ -104,7 +119,7 @@ def _expand(item: Path) -> list[AudioSource]:
     if suffix in MANIFEST_EXTENSIONS:
         return read_manifest(item)
     if suffix in AUDIO_EXTENSIONS:
-        return [AudioSource(item.resolve(), item.name)]
+        return [AudioSource(_resolved(item), item.name)]
     raise DataError(
         f"{item}: unknown input type {item.suffix or '(no extension)'!r}; expected an audio "
         f"file ({', '.join(sorted(AUDIO_EXTENSIONS))}), a directory, or a manifest "
@@ -141,7 +156,7 @@ def _scan_directory(root: Path) -> list[AudioSource]:
             f"{', '.join(sorted(AUDIO_EXTENSIONS))}"
         )
     found.sort(key=lambda rel: rel.parts)
-    return [AudioSource((root / rel).resolve(), rel.as_posix()) for rel in found]
+    return [AudioSource(_resolved(root / rel), rel.as_posix()) for rel in found]
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,8 +278,8 @@ def _read_list(f) -> Iterator[str]:
 def _manifest_source(base: Path, written: str) -> AudioSource:
     path = Path(written)
     if path.is_absolute():
-        return AudioSource(path.resolve(), path.name)
-    resolved = (base / path).resolve()
+        return AudioSource(_resolved(path), path.name)
+    resolved = _resolved(base / path)
     # normpath on the text (not the file system) so the key depends only on what is written.
     key = posixpath.normpath(path.as_posix())
     if key in (".", "..") or key.startswith("../"):

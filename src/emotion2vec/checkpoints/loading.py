@@ -48,7 +48,9 @@ def load_model(
             f"{name_or_path}: no such file or folder, and not a published model name "
             f"({', '.join(hub.PUBLISHED_MODELS)})"
         )
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    model.name_or_path = str(name_or_path)  # what the user asked for (provenance of outputs)
+    return model
 
 
 def _load_local(path: Path) -> Emotion2vecModel:

@@ -86,6 +86,18 @@ def load_state_strict(
                 f"  mis-shaped: {name_of(k)} has shape {list(got)}, model expects {list(want)}"
             )
         raise CheckpointError("\n".join(lines))
+    bad = [
+        name_of(k)
+        for k, value in state.items()
+        if k in expected and torch.is_floating_point(value) and not bool(torch.isfinite(value).all())
+    ]
+    if bad:
+        raise CheckpointError(
+            f"{source}: non-finite weights (NaN or inf) in {len(bad)} tensor(s): "
+            + ", ".join(bad[:8])
+            + (" ..." if len(bad) > 8 else "")
+            + "; the checkpoint is damaged or diverged in training"
+        )
     with torch.no_grad():
         for k, target in expected.items():
             value = state[k]

@@ -139,6 +139,8 @@ def standalone_main(
     argv: Sequence[str] | None,
 ) -> int:
     """Entry point of ``python -m emotion2vec.<command>`` (what torchrun launches)."""
-    parser = argparse.ArgumentParser(prog=f"emotion2vec {command}", description=description)
+    parser = argparse.ArgumentParser(
+        prog=f"emotion2vec {command}", description=description, allow_abbrev=False
+    )
     configure_parser(parser)
     return run(parser.parse_args(argv))

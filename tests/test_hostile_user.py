@@ -358,3 +358,106 @@ def test_temporaries_of_killed_runs_are_cleaned_up(models, clips, tmp_path):
     (feats / "provenance.json").unlink(missing_ok=True)
     assert main(["extract", str(clips), "-m", str(models[0]), "-o", str(feats), "-q"]) == EXIT_OK
     assert not stale.exists() and mine.exists()
+
+
+def _manifest(path: Path, rows_: list[tuple[str, str, str]]) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "session"])
+        w.writerows(rows_)
+    return path
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ([("c0.wav", "angry", "1"), ("c0.wav", "angry", "1")], "entries 1 and 2 list"),
+        ([("c0.wav", "angry", "1"), ("c0.wav", "sad", "1")], "with two labels ('angry' and 'sad')"),
+        ([("c0.wav", "angry", "1"), ("c0.wav", "angry", "2")], "train/test leakage"),
+    ],
+)
+def test_probe_refuses_duplicate_and_leaking_manifests(
+    clips, tmp_path, capsys, models, entries, message
+):
+    rows_ = [(str(clips / p), lab, ses) for p, lab, ses in entries]
+    rows_ += [(str(clips / "c1.wav"), "sad", "1"), (str(clips / "c2.wav"), "sad", "2")]
+    manifest = _manifest(tmp_path / "m.csv", rows_)
+    code = main(
+        [
+            "probe",
+            "--manifest",
+            str(manifest),
+            "--model",
+            str(models[0]),
+            "--out",
+            str(tmp_path / "p"),
+            "--protocol",
+            "predefined",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and message in err and "Traceback" not in err
+
+
+def test_binary_manifest_is_one_line(tmp_path, capsys, models):
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes(b"path,label\n\x00\x01\x02\xff\xfe")
+    code = main(
+        [
+            "probe",
+            "--manifest",
+            str(manifest),
+            "--model",
+            str(models[0]),
+            "--out",
+            str(tmp_path / "p"),
+            "--protocol",
+            "predefined",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "not a text manifest" in err and err.count("\n") == 1
+    latin = tmp_path / "l.csv"
+    latin.write_bytes("path,label\ncaf\xe9.wav,angry\n".encode("latin-1"))
+    assert (
+        main(
+            [
+                "probe",
+                "--manifest",
+                str(latin),
+                "--model",
+                str(models[0]),
+                "--out",
+                str(tmp_path / "p"),
+                "--protocol",
+                "predefined",
+            ]
+        )
+        == EXIT_USAGE
+    )
+    assert "not a UTF-8 text manifest" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"embed_dim": 65536, "num_heads": 16}, "encoder.embed_dim = 65536 is outside"),
+        ({"depth": 100000}, "encoder.depth = 100000 is outside"),
+        ({"conv_layers": [[8192, 4096, 5]] * 40}, "billion parameters"),
+        ({"num_heads": "12"}, "must be a number"),
+    ],
+)
+def test_crafted_config_is_refused_before_allocating(tmp_path, capsys, clips, change, message):
+    import resource
+
+    folder = tmp_path / "crafted"
+    micro(0).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["encoder"].update(change)
+    (folder / "config.json").write_text(json.dumps(config))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert main(["predict", str(clips), "-m", str(folder), "-q"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    # nothing big was allocated on the way to the error (ru_maxrss is in KiB)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 * 1024

@@ -172,9 +172,63 @@ class ModelConfig:
             raise ConfigError(f"invalid model config: {exc}") from None
         return config
 
+    def approx_parameters(self) -> float:
+        """Parameter count implied by the sizes (computed, nothing allocated)."""
+        return _approx_parameters(self)
+
     def validate(self) -> None:
-        """Raise ConfigError when the values cannot make a working model."""
+        """Raise ConfigError when the values cannot make a working model, or would allocate an
+        absurd amount of memory (a crafted config): sizes are checked against bounds, naming the
+        field, before any tensor exists."""
         e = self.encoder
+
+        def bounded(name: str, value, low, high) -> None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"encoder/decoder field {name} must be a number, got {value!r}")
+            if not (low <= value <= high):
+                raise ConfigError(f"{name} = {value} is outside the sane range [{low}, {high}]")
+
+        bounded("encoder.embed_dim", e.embed_dim, 1, 8192)
+        bounded("encoder.num_heads", e.num_heads, 1, 256)
+        bounded("encoder.mlp_ratio", e.mlp_ratio, 0.01, 64)
+        bounded("encoder.context_depth", e.context_depth, 0, 128)
+        bounded("encoder.depth", e.depth, 1, 128)
+        bounded("encoder.pos_conv_kernel", e.pos_conv_kernel, 1, 1023)
+        bounded("encoder.pos_conv_layers", e.pos_conv_layers, 0, 64)
+        bounded("encoder.pos_conv_groups", e.pos_conv_groups, 1, 8192)
+        bounded("encoder.num_extra_tokens", e.num_extra_tokens, 0, 4096)
+        for name in (
+            "dropout",
+            "attention_dropout",
+            "activation_dropout",
+            "post_mlp_dropout",
+            "context_dropout",
+            "layerdrop",
+            "context_layerdrop",
+        ):
+            bounded(f"encoder.{name}", getattr(e, name), 0.0, 1.0)
+        bounded("encoder.conv_layers (count)", len(e.conv_layers), 1, 64)
+        for i, layer in enumerate(e.conv_layers):
+            if len(layer) != 3:
+                raise ConfigError(f"encoder.conv_layers[{i}] must be (channels, kernel, stride)")
+            bounded(f"encoder.conv_layers[{i}] channels", layer[0], 1, 8192)
+            bounded(f"encoder.conv_layers[{i}] kernel", layer[1], 1, 4096)
+            bounded(f"encoder.conv_layers[{i}] stride", layer[2], 1, 4096)
+        bounded("labels (count)", len(self.labels), 0, 100_000)
+        if self.decoder is not None:
+            d = self.decoder
+            bounded("decoder.dim", d.dim, 1, 8192)
+            bounded("decoder.kernel", d.kernel, 1, 1023)
+            bounded("decoder.layers", d.layers, 1, 64)
+            bounded("decoder.groups", d.groups, 1, 8192)
+            bounded("decoder.input_dropout", d.input_dropout, 0.0, 1.0)
+        params = self.approx_parameters()
+        if params > 3e9:
+            raise ConfigError(
+                f"this config describes about {params / 1e9:.1f} billion parameters "
+                f"({4 * params / 2**30:.0f} GiB in fp32): refused as implausible for an "
+                "emotion2vec model (embed_dim, depth, conv_layers)"
+            )
         if e.embed_dim % e.num_heads:
             raise ConfigError(
                 f"embed_dim {e.embed_dim} is not divisible by num_heads {e.num_heads}"
@@ -193,6 +247,22 @@ class ModelConfig:
                 raise ConfigError("decoder dim and embed_dim must be divisible by decoder groups")
             if d.kernel % 2 == 0:
                 raise ConfigError("decoder kernel must be odd")
+
+
+def _approx_parameters(config: ModelConfig) -> float:
+    e = config.encoder
+    d = e.embed_dim
+    conv, c_in = 0.0, 1
+    for c, k, _ in e.conv_layers:
+        conv += c_in * c * k + 2 * c
+        c_in = c
+    block = d * d * (4 + 2 * e.mlp_ratio) + 9 * d
+    pos = e.pos_conv_layers * (d * d / max(e.pos_conv_groups, 1) * e.pos_conv_kernel + d)
+    total = conv + c_in * d + pos + (e.context_depth + e.depth) * block + e.num_extra_tokens * d
+    if config.decoder is not None:
+        dec = config.decoder
+        total += dec.layers * dec.dim * dec.dim / max(dec.groups, 1) * dec.kernel + dec.dim * d
+    return total + len(config.labels) * d
 
 
 def emotion2vec_base() -> ModelConfig:

@@ -218,14 +218,16 @@ def make_folds(
 
 
 def _items(args):
-    from emotion2vec.evaluate.manifest import read_manifest
+    from emotion2vec.evaluate.manifest import check_unique, read_manifest
 
-    return read_manifest(
+    items = read_manifest(
         args.manifest,
         label_column=args.label_column,
         speaker_column=args.speaker_column,
         session_column=args.session_column,
     )
+    check_unique(items, args.manifest)
+    return items
 
 
 def _source(args):

@@ -327,9 +327,41 @@ def read_manifest(
         dialogue_column,
         turn_column,
     )
-    if fmt == "jsonl":
-        return _read_jsonl(source, base, cols)
-    return _read_delimited(source, "," if fmt == "csv" else "\t", base, cols)
+    head = source.read_bytes()[:8192]
+    if b"\x00" in head:
+        raise DataError(f"{source}: not a text manifest (binary data); expected CSV, TSV or JSONL")
+    try:
+        if fmt == "jsonl":
+            return _read_jsonl(source, base, cols)
+        return _read_delimited(source, "," if fmt == "csv" else "\t", base, cols)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{source}: not a UTF-8 text manifest (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8 CSV, TSV or JSONL"
+        ) from None
+
+
+def check_unique(items: Sequence[LabeledItem], source: object) -> None:
+    """Every audio file once: a file listed twice (the same label twice, two labels, or in two
+    sessions/folds, which would leak test data into training) is a DataError naming the entries
+    (1-based, in file order)."""
+    first: dict[str, int] = {}
+    problems = []
+    for i, item in enumerate(items):
+        j = first.setdefault(item.path, i)
+        if j == i:
+            continue
+        a = items[j]
+        if a.label != item.label:
+            what = f"with two labels ({a.label!r} and {item.label!r})"
+        elif a.session != item.session:
+            what = f"in two sessions/folds ({a.session!r} and {item.session!r}): train/test leakage"
+        else:
+            what = "twice"
+        problems.append(f"entries {j + 1} and {i + 1} list {item.path} {what}")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise DataError(f"{source}: " + "; ".join(problems[:3]) + more)
 
 
 # --------------------------------------------------------------------------------------

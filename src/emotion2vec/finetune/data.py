@@ -21,7 +21,7 @@ import torch
 
 from ..audio import SAMPLE_RATE, audio_info, load_audio
 from ..errors import AudioError, DataError
-from ..evaluate.manifest import LabeledItem, read_manifest
+from ..evaluate.manifest import LabeledItem, check_unique, read_manifest
 from ..pretrain.config import DataConfig
 from ..pretrain.data import AudioBatches, Batch, IndexedFile
 
@@ -62,6 +62,7 @@ def read_items(
 ) -> list[LabeledItem]:
     """The labeled items of a manifest (items without a label are dropped)."""
     items = read_manifest(path, path_column=path_column, label_column=label_column)
+    check_unique(items, path)
     labeled = [it for it in items if it.label is not None]
     if not labeled:
         raise DataError(f"{path}: no labeled items (is the label column right?)")

@@ -1,8 +1,9 @@
 """Pre-training throughput and model FLOPs utilisation (MFU) of the tiny and base presets.
 
 One full training step = student forward on the clone batch (masked, frames dropped) + decoder +
-EMA-teacher forward + losses + backward + AdamW update + EMA update, on synthetic speech-like
-audio (decoding is not part of the measurement). Reported per preset:
+EMA-teacher forward + losses + backward + Adam update (the run's: FairseqAdam, no clipping) + EMA
+update, on synthetic speech-like audio (decoding is not part of the measurement). Reported per
+preset:
 
 * audio s/s: seconds of input audio (before cloning) trained on per wall-clock second;
 * model GFLOP/s: FLOPs of one step counted by ``torch.utils.flop_counter.FlopCounterMode``
@@ -119,7 +120,6 @@ def bench_preset(name: str, args, device: torch.device) -> dict:
         with ctx:
             out = objective.step(module, batch)
         (out.loss.float() / max(out.sample_size, 1.0)).backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
         optimizer.step()
         objective.after_update(i + 1)
 

@@ -39,3 +39,21 @@ def test_validation_names_the_field(section, field, value, message):
 def test_unknown_keys_are_errors():
     with pytest.raises(ConfigError, match="unexpected keyword"):
         PretrainConfig.from_dict({"objective": {"cls_loss": 1.0}})
+
+
+def test_a_config_stored_before_the_recipe_resumes_as_it_was_trained():
+    old = PretrainConfig().to_dict()
+    for section, key in (
+        ("objective", "utterance_weighting"),
+        ("objective", "utterance_reads_dropout"),
+        ("optim", "adam"),
+        ("optim", "decay_all"),
+    ):
+        del old[section][key]
+    back = PretrainConfig.from_dict(old)
+    assert (
+        back.objective.utterance_weighting == "mean" and not back.objective.utterance_reads_dropout
+    )
+    assert back.optim.adam == "torch" and not back.optim.decay_all
+    # a current config keeps its values
+    assert PretrainConfig.from_dict(PretrainConfig().to_dict()).optim.adam == "fairseq"

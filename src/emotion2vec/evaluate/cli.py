@@ -17,6 +17,8 @@ from pathlib import Path
 
 from emotion2vec.errors import DataError, Emotion2vecError
 
+from ..argtypes import positive_int, positive_seconds
+
 __all__ = ["PROTOCOLS", "add_parsers", "make_folds", "run"]
 
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -76,9 +78,12 @@ def _add_feature_options(p: argparse.ArgumentParser, *, model_required: bool = F
         help="feature cache (default: $EMOTION2VEC_CACHE/features or ~/.cache/emotion2vec/features)",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps, for model and head")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
     p.add_argument(
-        "--batch-seconds", type=float, default=60.0, help="padded audio seconds per batch"
+        "--batch-seconds",
+        type=positive_seconds,
+        default=60.0,
+        help="padded audio seconds per batch",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..argtypes import positive_int
 from ..pretrain.command import (
     add_config_options,
     run_training,
@@ -67,7 +68,7 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
     (("--max-samples",), "data", "max_samples", dict(type=int, help="crop longer files (480000)")),
     (("--max-tokens",), "data", "max_tokens", dict(type=int, help="padded samples per batch")),
     (("--max-batch-size",), "data", "max_batch_size", dict(type=int, help="utterances per batch")),
-    (("--workers",), "data", "workers", dict(type=int, help="decoding threads (2)")),
+    (("--workers",), "data", "workers", dict(type=positive_int, help="decoding threads (2)")),
     (("--lr",), "optim", "lr", dict(type=float, help="peak learning rate (5e-5)")),
     (("--weight-decay",), "optim", "weight_decay", dict(type=float, help="0.01")),
     (("--max-updates",), "optim", "max_updates", dict(type=int, help="2000")),
@@ -77,7 +78,7 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
     (("--update-freq",), "optim", "update_freq", dict(type=int, help="accumulation steps (1)")),
     (("--device",), "run", "device", dict(help="auto, cpu, cuda, cuda:N")),
     (("--precision",), "run", "precision", dict(choices=["auto", "fp32", "bf16", "fp16"])),
-    (("--threads",), "run", "threads", dict(type=int, help="CPU threads for torch")),
+    (("--threads",), "run", "threads", dict(type=positive_int, help="CPU threads for torch")),
     (("--seed",), "run", "seed", dict(type=int, help="1")),
     (("--log-every",), "run", "log_every", dict(type=int, help="10")),
     (("--save-every",), "run", "save_every", dict(type=int, help="checkpoint interval (500)")),

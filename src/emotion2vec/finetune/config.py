@@ -28,7 +28,17 @@ def _data_defaults() -> DataConfig:
 
 
 def _optim_defaults() -> OptimConfig:
-    return OptimConfig(lr=5e-5, max_updates=2_000, warmup_fraction=0.1, weight_decay=0.01)
+    # fine-tuning keeps its own choices (AdamW with decay exemptions, clipping at 1.0); the
+    # pre-training defaults are the authors' pre-training run
+    return OptimConfig(
+        lr=5e-5,
+        max_updates=2_000,
+        warmup_fraction=0.1,
+        weight_decay=0.01,
+        clip_norm=1.0,
+        adam="torch",
+        decay_all=False,
+    )
 
 
 def _run_defaults() -> RunConfig:

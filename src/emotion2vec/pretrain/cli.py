@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..argtypes import positive_int
 from .command import add_config_options, run_training, standalone_main, starting_config
 
 LOGGERS = ("emotion2vec.pretrain",)
@@ -57,7 +58,7 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
         "crop_to_shortest",
         dict(action="store_const", const=False, help="pad to the longest instead of cropping"),
     ),
-    (("--workers",), "data", "workers", dict(type=int, help="decoding threads (2)")),
+    (("--workers",), "data", "workers", dict(type=positive_int, help="decoding threads (2)")),
     (("--mask-prob",), "masking", "mask_prob", dict(type=float, help="0.5")),
     (("--mask-length",), "masking", "mask_length", dict(type=int, help="5")),
     (("--mask-type",), "masking", "mask_type", dict(choices=["block", "spans"], help="block")),
@@ -114,7 +115,7 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
     (("--update-freq",), "optim", "update_freq", dict(type=int, help="accumulation steps (1)")),
     (("--device",), "run", "device", dict(help="auto, cpu, cuda, cuda:N")),
     (("--precision",), "run", "precision", dict(choices=["auto", "fp32", "bf16", "fp16"])),
-    (("--threads",), "run", "threads", dict(type=int, help="CPU threads for torch")),
+    (("--threads",), "run", "threads", dict(type=positive_int, help="CPU threads for torch")),
     (("--seed",), "run", "seed", dict(type=int, help="1")),
     (("--log-every",), "run", "log_every", dict(type=int, help="10")),
     (("--save-every",), "run", "save_every", dict(type=int, help="checkpoint interval (1000)")),

@@ -223,6 +223,13 @@ class JsonConfig:
         return cls.from_dict(doc)
 
 
+#: What fields added with the authors' recipe meant before it (for configs stored by older runs).
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "objective": {"utterance_weighting": "mean", "utterance_reads_dropout": False},
+    "optim": {"adam": "torch", "decay_all": False},
+}
+
+
 @dataclass(kw_only=True)
 class PretrainConfig(JsonConfig):
     """Everything a pre-training run needs; stored as ``RUN_DIR/pretrain_config.json``."""
@@ -263,9 +270,17 @@ class PretrainConfig(JsonConfig):
             "run": RunConfig,
         }
         kwargs: dict[str, Any] = {}
+        # a config stored before the authors' recipe became the default (no utterance_weighting)
+        # keeps the behaviour it was trained with when it is resumed
+        legacy = (
+            isinstance(data.get("objective"), dict)
+            and "utterance_weighting" not in data["objective"]
+        )
         try:
             for name, kind in parts.items():
                 sub = dict(data.pop(name, None) or {})
+                if legacy:
+                    sub = {**LEGACY_DEFAULTS.get(name, {}), **sub}
                 if name == "data" and "paths" in sub:
                     sub["paths"] = tuple(str(p) for p in sub["paths"])
                 if name == "optim" and "betas" in sub:

@@ -461,3 +461,49 @@ def test_crafted_config_is_refused_before_allocating(tmp_path, capsys, clips, ch
     assert message in err
     # nothing big was allocated on the way to the error (ru_maxrss is in KiB)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 * 1024
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A real 20 KiB file system (root only: mount -t tmpfs); skipped where it cannot be made."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; the simulated full disk test covers this")
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20k", "tmpfs", str(mnt)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_really_full_disk_stops_cleanly_and_resumes(models, clips, tiny_tmpfs, capsys):
+    feats = tiny_tmpfs / "feats"
+    argv = [
+        "extract",
+        str(clips),
+        "-m",
+        str(models[0]),
+        "-o",
+        str(feats),
+        "-q",
+        "--granularity",
+        "frame",
+        "--batch-seconds",
+        "0.6",
+    ]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == EXIT_OUTPUT, err
+    assert "No space left on device" in err or "no space left on the device" in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    kept = sorted(p.name for p in feats.glob("*.npy"))
+    assert 0 < len(kept) < 4
+    for p in feats.glob("*.npy"):
+        assert np.load(p).shape[1] == 32  # every kept file is whole
+    assert not list(feats.glob(".*.tmp"))  # no half-written temporaries left behind
+    subprocess.run(["mount", "-o", "remount,size=4m", str(tiny_tmpfs)], check=True)
+    assert main(argv) == EXIT_OK
+    assert len(list(feats.glob("*.npy"))) == 4

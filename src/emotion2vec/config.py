@@ -207,6 +207,8 @@ class ModelConfig:
             "context_layerdrop",
         ):
             bounded(f"encoder.{name}", getattr(e, name), 0.0, 1.0)
+        if not e.conv_layers:
+            raise ConfigError("conv_layers must not be empty")
         bounded("encoder.conv_layers (count)", len(e.conv_layers), 1, 64)
         for i, layer in enumerate(e.conv_layers):
             if len(layer) != 3:

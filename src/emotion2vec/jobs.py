@@ -470,8 +470,11 @@ def prepare_output_file(path: Path, sources: Sequence[AudioSource], protected: S
 
 
 def _write_failed(path: Path, exc: OSError, kept: str) -> OutputError:
+    reason = exc.strerror or str(exc)
+    if exc.errno is None and "written" in reason:  # numpy's short write on a full disk
+        reason = f"short write, {reason}: no space left on the device"
     return OutputError(
-        f"cannot write {path} ({exc.strerror or exc}); {kept}; free space or fix permissions, "
+        f"cannot write {path} ({reason}); {kept}; free space or fix permissions, "
         "then re-run the same command to resume"
     )
 

@@ -17,7 +17,7 @@ The reference environment (its own virtual environment, never the project's)::
     ../fairseq-venv/bin/pip install "numpy<2" bitarray sacrebleu regex cffi tqdm packaging \\
         scikit-learn pillow
     ../fairseq-venv/bin/pip install --no-deps torchvision==0.28.0 timm==1.0.29
-    git clone -b emotion2vec https://github.com/ddlBoJack/fairseq ../fairseq-emotion2vec
+    # and a checkout of github ddlBoJack/fairseq, branch emotion2vec, in ../fairseq-emotion2vec
 
     ../fairseq-venv/bin/python scripts/fairseq_parity.py --fork ../fairseq-emotion2vec
 

@@ -1,21 +1,25 @@
-"""emotion2vec's pre-training objective: online distillation with frame and utterance losses.
+"""emotion2vec's pre-training objective: online distillation with frame and utterance losses, as
+the authors' code computes it (github ddlBoJack/fairseq, branch emotion2vec; step parity in
+``tests/pretrain/test_fairseq_parity.py``).
 
-Per micro-batch of B utterances (clone batch C, R = B * C rows):
+Per micro-batch of B files (clone batch C, R = B * C rows):
 
 1. Student CNN + projection on the waveforms once: (B, T, D) features; the teacher reads these
    (detached, unmasked); the student repeats them C times.
-2. Student: masked frames are zeroed, the positional conv runs on the full sequence, then the
-   masked frames are removed (``contextualize(keep_index=...)``), extra tokens are prepended and
-   the blocks run on the visible frames only.
-3. Decoder: the visible outputs go back to their positions, noise fills masked positions, the
-   conv decoder predicts every frame.
+2. Student: masked frames are zeroed for the positional conv, every row keeps ``T - (masked
+   count of row 0)`` frames (:func:`~emotion2vec.pretrain.masking.keep_indices`), which read the
+   unzeroed features; extra tokens are prepended and the blocks run on the kept frames only.
+3. Decoder: the decoder's input dropout acts on the whole student output (extra tokens too), the
+   kept outputs go back to their positions, noise fills the others, the conv decoder predicts
+   every frame.
 4. Teacher (EMA, eval mode, no gradients): targets are the average of its top-k blocks' FFN
    outputs, each instance-normalised over time.
-5. Frame loss: scaled squared error at masked frames, summed. Utterance loss: the student's
-   utterance prediction against the time-mean of the targets, per row. The micro-batch's loss
-   sum is ``sum_frames + alpha * sum_rows(masked_frames_in_row * row_loss)`` over a sample size
-   of the masked frames, so the update's loss is (mean frame loss) + alpha * (mean utterance
-   loss) with rows weighted by their masked frames (equal within a micro-batch).
+5. Frame loss: scaled squared error summed over masked frames (``sample_size`` = their count).
+   Utterance loss: the student's utterance prediction (read after the dropout) against the
+   time-mean of the targets, per row; with ``utterance_weighting="sum"`` (the run) the micro-batch
+   adds ``alpha * sample_size * sum_rows(row_loss)``, so once the engine divides by the update's
+   sample size the utterance term is a sum over rows; "mean" adds ``alpha * sum_rows(masked
+   frames of the row * row_loss)``, a mean over rows after the division.
 """
 
 from __future__ import annotations

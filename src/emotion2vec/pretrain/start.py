@@ -99,8 +99,12 @@ def _block_map(layout: str, context_depth: int, depth: int):
     return target
 
 
+def _identity(key: str) -> str:
+    return key
+
+
 def _ours(
-    state: dict[str, torch.Tensor], target, model_keys: set[str], prefix: str = ""
+    state: dict[str, torch.Tensor], target, model_keys: set[str]
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Official ``state`` mapped through ``target`` onto our key names present in ``model_keys``
     (the ``strict=False`` reading: keys the model lacks are dropped). Returns (ours, dropped)."""
@@ -109,34 +113,34 @@ def _ours(
     for key, tensor in state.items():
         mapped = target(key)
         our_key = official_to_ours(mapped) if mapped is not None else None
-        if our_key is not None and prefix and our_key.startswith("encoder."):
-            our_key = our_key[len("encoder.") :]
         if our_key is None or our_key not in model_keys:
             dropped.append(key)
             continue
-        ours[our_key] = official_tensor_to_ours("encoder." + our_key if prefix else our_key, tensor)
+        ours[our_key] = official_tensor_to_ours(our_key, tensor)
     return ours, dropped
 
 
 def teacher_state_from_official(
-    state: dict[str, torch.Tensor], teacher_keys: set[str] | None = None
+    state: dict[str, torch.Tensor], teacher_keys: set[str] | None = None, target=_identity
 ) -> dict[str, torch.Tensor]:
     """fairseq EMA teacher weights (``_ema`` / ``ema.fp32_params``, official key names, whole
-    model or ``ema_encoder_only``) -> our teacher encoder's names (no ``encoder.`` prefix).
-    With ``teacher_keys``, names the teacher lacks are dropped (a ``strict=False`` load)."""
-    named = {(f"blocks.{k}" if k[:1].isdigit() else k): v for k, v in state.items()}
-    out: dict[str, torch.Tensor] = {}
-    for key, tensor in named.items():
-        if not isinstance(tensor, torch.Tensor):
-            continue
-        our_key = official_to_ours(key)
-        if our_key is None or not our_key.startswith("encoder."):
-            continue
-        our_key = our_key[len("encoder.") :]
-        if teacher_keys is not None and our_key not in teacher_keys:
-            continue
-        out[our_key] = official_tensor_to_ours("encoder." + our_key, tensor)
-    return out
+    model or ``ema_encoder_only``) -> our teacher encoder's names (no ``encoder.`` prefix),
+    official keys mapped through ``target`` first (a block layout). With ``teacher_keys``, names
+    the teacher lacks are dropped (a ``strict=False`` load)."""
+    named = {
+        (f"blocks.{k}" if k[:1].isdigit() else k): v
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor)
+    }
+    keys = None if teacher_keys is None else {"encoder." + k for k in teacher_keys}
+    if keys is None:
+        keys = {
+            k
+            for k in (official_to_ours(m) for m in map(target, named) if m is not None)
+            if k is not None
+        }
+    ours, _ = _ours(named, target, {k for k in keys if k.startswith("encoder.")})
+    return {k[len("encoder.") :]: v for k, v in ours.items()}
 
 
 def load_data2vec2(
@@ -225,13 +229,8 @@ def load_data2vec2(
         )
     teacher = None
     if isinstance(ema, dict) and ema:
-        ema_state = {
-            (f"blocks.{k}" if k[:1].isdigit() else k): v
-            for k, v in ema.items()
-            if isinstance(v, torch.Tensor)
-        }
         teacher_keys = {k[len("encoder.") :] for k in model_keys if k.startswith("encoder.")}
-        teacher, _ = _ours(ema_state, target, teacher_keys, prefix="encoder.")
+        teacher = teacher_state_from_official(ema, teacher_keys, target)
         log.info(
             "%s: the EMA teacher starts from the checkpoint's _ema (%d tensors)", file, len(teacher)
         )

@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_options(p)
     _add_model_options(p)
     p.add_argument("--output", "-o", help="write all scores to FILE.csv or FILE.jsonl")
+    p.add_argument(
+        "--labels",
+        default=None,
+        help="score only these labels, comma-separated (e.g. angry,happy,neutral,sad; aliases "
+        "such as Angry, Fear, Surprise, ang, hap work): the others are masked out and the scores "
+        "renormalised",
+    )
 
     p = sub.add_parser("extract", help="extract emotion2vec features to .npy files")
     _add_job_options(p)
@@ -246,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 output=args.output,
                 model_name=args.model,
                 protected=args.inputs,
+                labels=args.labels,
                 **common,
             )
             _print_predictions(results, summary, args.quiet)

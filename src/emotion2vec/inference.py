@@ -166,9 +166,16 @@ def extract(
     return results[0] if single else results
 
 
-def scores_from_logits(logits: torch.Tensor, labels: Sequence[str]) -> list[Prediction]:
-    """Softmax over the labels, FunASR style: labels named ``unuse…`` are excluded."""
-    keep = [i for i, name in enumerate(labels) if not name.startswith("unuse")]
+def scores_from_logits(
+    logits: torch.Tensor, labels: Sequence[str], subset: Sequence[int] | None = None
+) -> list[Prediction]:
+    """Softmax over the labels, FunASR style: labels named ``unuse…`` are excluded. ``subset``
+    (indices into ``labels``, see :func:`emotion2vec.labels.resolve`): only these labels, in this
+    order; the others' logits are masked out, so the softmax renormalises over the subset."""
+    if subset is not None:
+        keep = list(subset)
+    else:
+        keep = [i for i, name in enumerate(labels) if not name.startswith("unuse")]
     probs = F.softmax(logits.float()[:, keep], dim=-1).cpu().numpy()
     names = [labels[i] for i in keep]
     out = []
@@ -190,22 +197,31 @@ def predict(
     sample_rate: int | None = None,
     *,
     batch_seconds: float = 60.0,
+    labels: str | Sequence[str] | None = None,
 ):
     """Emotion of one input or a list of inputs: a :class:`Prediction` (or a list of them).
 
     The head is applied to the utterance embedding (mean of the last block's frames), softmax
-    over the model's labels.
+    over the model's labels, or over ``labels`` only (names or aliases, e.g.
+    ``["angry", "happy", "neutral", "sad"]`` or ``"Angry,Happy,Neutral,Sad"``; the others are
+    masked out and the scores renormalised).
     """
     if model.head is None:
         raise Emotion2vecError(
             "this model has no emotion head (emotion2vec_base is a feature extractor): use "
             "extract(), or an emotion2vec_plus_* model, or a model fine-tuned with labels"
         )
+    subset = None
+    if labels is not None:
+        from .labels import resolve
+
+        subset = resolve(labels, model.labels)
     items, single = _as_list(audio)
     waves = [load_input(item, sample_rate) for item in items]
     results: list[Prediction | None] = [None] * len(waves)
     for idx in plan_batches([len(w) for w in waves], int(batch_seconds * SAMPLE_RATE)):
         _, _, logits = encode(model, [waves[i] for i in idx])
-        for row, pred in zip(idx, scores_from_logits(logits, model.labels), strict=True):
+        preds = scores_from_logits(logits, model.labels, subset)
+        for row, pred in zip(idx, preds, strict=True):
             results[row] = pred
     return results[0] if single else results

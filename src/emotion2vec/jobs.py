@@ -730,6 +730,7 @@ def predict_files(
     save_every: float = 30.0,
     model_name: str | None = None,
     protected: Sequence[str | Path] = (),
+    labels: str | Sequence[str] | None = None,
 ) -> tuple[list[FilePrediction], JobSummary]:
     """Predict the emotion of every input.
 
@@ -739,14 +740,20 @@ def predict_files(
     ``<output>.provenance.json`` records the model and settings. Inputs already in an existing
     output (or its journal) are skipped unless ``overwrite``, so an interrupted run resumes,
     provided the model and settings are the same. Failures go to ``<output>.errors.csv``.
-    ``protected``: paths the output must not be (the job's manifests). Returns this run's
-    predictions (not the ones skipped) and the summary.
+    ``protected``: paths the output must not be (the job's manifests). ``labels``: score only
+    these labels (names or aliases; see :func:`emotion2vec.inference.predict`). Returns this
+    run's predictions (not the ones skipped) and the summary.
     """
     if model.head is None:
         raise Emotion2vecError(
             "this model has no emotion head (emotion2vec_base is a feature extractor): use "
             "`emotion2vec extract`, an emotion2vec_plus_* model, or a fine-tuned model"
         )
+    subset = None
+    if labels is not None:
+        from .labels import resolve
+
+        subset = resolve(labels, model.labels)
     out_path = Path(output) if output is not None else None
     if out_path is None:
         return _predict(
@@ -761,6 +768,7 @@ def predict_files(
             workers,
             progress,
             save_every,
+            subset,
         )
     if out_path.suffix.lower() not in (".csv", ".jsonl"):
         raise Emotion2vecError(f"{out_path}: output must end in .csv or .jsonl")
@@ -772,7 +780,7 @@ def predict_files(
             model,
             "predict",
             model_name=model_name,
-            labels=list(model.labels),
+            labels=_scored_labels(model.labels, subset),
             window_seconds=window_seconds,
             hop_seconds=hop_seconds,
         )
@@ -802,7 +810,15 @@ def predict_files(
             workers,
             progress,
             save_every,
+            subset,
         )
+
+
+def _scored_labels(labels: Sequence[str], subset: Sequence[int] | None) -> list[str]:
+    """The labels that get a score (the columns of a score file)."""
+    if subset is not None:
+        return [labels[i] for i in subset]
+    return [n for n in labels if not n.startswith("unuse")]
 
 
 def _merge_rows(rows: list[dict], more: list[dict]) -> list[dict]:
@@ -841,6 +857,7 @@ def _predict(
     workers,
     progress,
     save_every,
+    subset=None,
 ) -> tuple[list[FilePrediction], JobSummary]:
     done_paths = {row["path"] for row in previous}
     summary = JobSummary(total=len(sources))
@@ -858,7 +875,9 @@ def _predict(
         if out_path is None:
             return
         try:
-            write_predictions(out_path, previous + [r.to_json() for r in results], labels)
+            write_predictions(
+                out_path, previous + [r.to_json() for r in results], _scored_labels(labels, subset)
+            )
             if log is not None:
                 log.truncate(0)
                 log.seek(0)
@@ -874,10 +893,10 @@ def _predict(
         if not bool(torch.isfinite(logits).all()):
             on_failure(r.source, "the model produced non-finite scores (NaN or inf)")
             return
-        pred = scores_from_logits(logits, labels)[0]
+        pred = scores_from_logits(logits, labels, subset)[0]
         windows = []
         if len(r.windows) > 1:
-            preds = scores_from_logits(torch.from_numpy(np.stack(r.window_logits)), labels)
+            preds = scores_from_logits(torch.from_numpy(np.stack(r.window_logits)), labels, subset)
             windows = [
                 (w.start / SAMPLE_RATE, w.end / SAMPLE_RATE, p)
                 for w, p in zip(r.windows, preds, strict=True)

@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output_dir", help="folder to write model.safetensors and config.json into")
 
     from .evaluate import cli as evaluate_cli
+    from .evaluate import emobox_cli
     from .export import cli as export_cli
     from .finetune import cli as finetune_cli
     from .pretrain import cli as pretrain_cli
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune_cli.add_parser(sub)
     export_cli.add_parser(sub)
     evaluate_cli.add_parsers(sub)
+    emobox_cli.add_parser(sub)
     return parser
 
 
@@ -219,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .export import cli as export_cli
 
         return export_cli.run(args)
+    if args.command == "emobox":
+        from .evaluate import emobox_cli
+
+        return emobox_cli.run(args)
     if args.command in ("probe", "plot"):
         from .evaluate import cli as evaluate_cli
 

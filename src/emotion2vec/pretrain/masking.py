@@ -255,12 +255,13 @@ def keep_indices(mask: torch.Tensor) -> torch.Tensor:
     """(R, T) mask -> (R, T - count of row 0) positions the student keeps, row by row: the
     unmasked frames in increasing order, then (when a row has more masked frames than row 0)
     its earliest masked frames. This is the authors' ``make_maskinfo`` rule (their argsort of
-    the mask; we break its ties by position so the choice is deterministic)."""
+    the mask; we break its ties by position so the choice is deterministic), except that every
+    row keeps at least one frame."""
     if mask.shape[0] == 0:
         return torch.zeros(0, mask.shape[1], dtype=torch.long, device=mask.device)
-    keep = mask.shape[1] - int(mask[0].sum())
-    if keep <= 0:
-        raise ValueError("row 0 of the mask masks every frame: the student would see nothing")
+    # at least one frame: a crop that row 0 masks entirely (possible, if rare, with short crops)
+    # would otherwise leave the student with no frame at all
+    keep = max(1, mask.shape[1] - int(mask[0].sum()))
     order = torch.argsort(mask.to(torch.int8), dim=1, stable=True)
     return order[:, :keep]
 

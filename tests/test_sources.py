@@ -77,9 +77,9 @@ def test_directory_order_is_deterministic(tmp_path):
 
 
 def test_directory_without_audio(tmp_path):
-    touch(tmp_path / "d" / "a.m4a")
+    touch(tmp_path / "d" / "a.mid")
     touch(tmp_path / "d" / "b.txt")
-    with pytest.raises(DataError, match=r"no audio files.*\.m4a"):
+    with pytest.raises(DataError, match=r"no audio files.*\.mid"):
         collect_sources([tmp_path / "d"])
 
 

@@ -81,10 +81,29 @@ def _available_extensions() -> frozenset[str]:
     return frozenset(ext)
 
 
-AUDIO_EXTENSIONS: frozenset[str] = _available_extensions()
-"""Lower-case file extensions (with the dot, like ``Path.suffix``) of audio files the installed
-libsndfile decodes. Used to find audio in directories; :func:`load_audio` itself detects the
-format from the file's content and does not look at the extension. Not supported: m4a/aac/wma."""
+#: Containers whose audio track is decoded with PyAV (``pip install 'emotion2vec[containers]'``):
+#: the video and compressed formats of corpora such as MELD (.mp4), MEAD (.m4a), eNTERFACE and
+#: MER2023 (.avi), EMNS (.webm).
+CONTAINER_EXTENSIONS: frozenset[str] = frozenset(
+    {".mp4", ".m4a", ".aac", ".avi", ".webm", ".mkv", ".mov", ".wma", ".wmv", ".mpg", ".mpeg"}
+)
+
+
+def _have_pyav() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+AUDIO_EXTENSIONS: frozenset[str] = _available_extensions() | (
+    CONTAINER_EXTENSIONS if _have_pyav() else frozenset()
+)
+"""Lower-case file extensions (with the dot, like ``Path.suffix``) of audio files that can be
+decoded here: what the installed libsndfile reads, plus :data:`CONTAINER_EXTENSIONS` when PyAV is
+installed. Used to find audio in directories; :func:`load_audio` detects the format from the
+file's content and tries PyAV when libsndfile cannot read a file."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,10 +189,84 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     try:
         info = sf.info(os.fspath(path))
     except (sf.SoundFileError, RuntimeError, TypeError) as err:
-        raise AudioError(path, _soundfile_reason(err)) from err
+        container = _container_info(path)
+        if container is not None:
+            return container
+        raise AudioError(path, _soundfile_reason(err) + _pyav_hint(path)) from err
     return AudioInfo(
         sample_rate=int(info.samplerate), frames=int(info.frames), channels=info.channels
     )
+
+
+def _pyav_hint(path) -> str:
+    if Path(path).suffix.lower() in CONTAINER_EXTENSIONS and not _have_pyav():
+        return "; for this container install PyAV: pip install 'emotion2vec[containers]'"
+    return ""
+
+
+def _container_info(path) -> AudioInfo | None:
+    """Header information of a container's first audio track through PyAV (None: no PyAV, or
+    PyAV cannot read it either)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(os.fspath(path)) as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                raise AudioError(path, "the container has no audio track")
+            rate = int(stream.rate or stream.codec_context.sample_rate)
+            # the longest of what the stream and the container report (some containers, e.g.
+            # AVI with PCM, count the stream's duration in packets)
+            seconds = 0.0
+            if stream.duration is not None and stream.time_base is not None:
+                seconds = float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                seconds = max(seconds, container.duration / 1_000_000)
+            if stream.frames and rate:  # samples for PCM in AVI, packets (smaller) elsewhere
+                seconds = max(seconds, stream.frames / rate)
+            channels = int(stream.codec_context.channels or 1)
+    except AudioError:
+        raise
+    except Exception:  # noqa: BLE001 - any PyAV failure: not readable as a container either
+        return None
+    return AudioInfo(sample_rate=rate, frames=int(round(seconds * rate)), channels=channels)
+
+
+def _decode_container(path) -> tuple[np.ndarray, int] | None:
+    """(frames, channels) float32 and the rate of a container's first audio track through PyAV
+    (None: PyAV is not installed or cannot read the file)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(os.fspath(path)) as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                raise AudioError(path, "the container has no audio track")
+            rate = int(stream.rate or stream.codec_context.sample_rate)
+            chunks = []
+            for frame in container.decode(stream):
+                # planar or packed, any sample format -> (channels, samples) float32
+                arr = frame.to_ndarray()
+                fmt = frame.format.name
+                if arr.dtype.kind == "i":
+                    arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
+                else:
+                    arr = arr.astype(np.float32, copy=False)
+                channels = len(frame.layout.channels)
+                if not fmt.endswith("p"):  # packed: (1, samples * channels)
+                    arr = arr.reshape(-1, channels).T
+                chunks.append(arr)
+    except AudioError:
+        raise
+    except Exception:  # noqa: BLE001 - any PyAV failure: the soundfile error is reported
+        return None
+    if not chunks:
+        return np.zeros((0, 1), dtype=np.float32), rate
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1).T), rate
 
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -194,7 +287,10 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> 
     try:
         data, file_rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, TypeError) as err:
-        raise AudioError(path, _soundfile_reason(err)) from err
+        decoded = _decode_container(path)
+        if decoded is None:
+            raise AudioError(path, _soundfile_reason(err) + _pyav_hint(path)) from err
+        data, file_rate = decoded
     return _finish(data, file_rate, sample_rate, path)
 
 

@@ -92,6 +92,18 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
             help="how a data2vec 2.0 --init maps onto 4 + 8 blocks (authors)",
         ),
     ),
+    (
+        ("--init-context-depth",),
+        "objective",
+        "init_context_depth",
+        dict(type=int, help="context blocks of a model built from data2vec 2.0 (4)"),
+    ),
+    (
+        ("--init-depth",),
+        "objective",
+        "init_depth",
+        dict(type=int, help="main blocks of a model built from data2vec 2.0 (8)"),
+    ),
     (("--chunk-pooling",), "objective", "chunk_pooling", dict(choices=["mean", "each"])),
     (("--chunk-tokens",), "objective", "chunk_tokens", dict(type=int)),
     (("--ema-decay",), "objective", "ema_decay", dict(type=float, help="0.999")),

@@ -27,7 +27,9 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def _unknown_option(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+def _unknown_option(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> tuple[argparse.ArgumentParser, str] | None:
     """The first option of ``argv`` that the chosen subcommand does not know, with argparse-style
     suggestions: checked before parsing, so that a mistyped option is not reported as a missing
     required one."""
@@ -48,7 +50,7 @@ def _unknown_option(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
-            return f"unrecognized option {name}{hint}"
+            return chosen, f"unrecognized option {name}{hint}"
     return None
 
 
@@ -197,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     unknown = _unknown_option(parser, argv)
     if unknown is not None:
-        parser.error(unknown)
+        unknown[0].error(unknown[1])
     args = parser.parse_args(argv)
     if getattr(args, "hop_seconds", None) is not None:
         if args.window_seconds is None:

@@ -269,11 +269,20 @@ def _decode_container(path) -> tuple[np.ndarray, int] | None:
     return np.ascontiguousarray(np.concatenate(chunks, axis=1).T), rate
 
 
-def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def load_audio(
+    path: str | os.PathLike[str],
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    channel: int | None = None,
+    start: float | None = None,
+    end: float | None = None,
+) -> np.ndarray:
     """Decode an audio file to a validated float32 mono waveform at ``sample_rate``.
 
     Integer PCM of any width is scaled to [-1, 1) by libsndfile (int16 / 32768, int32 / 2**31,
-    ...), channels are averaged, and the signal is resampled with soxr if the file's rate differs.
+    ...), channels are averaged (or ``channel``, 1-based, is taken alone), and the signal is
+    resampled with soxr if the file's rate differs. ``start`` / ``end`` (seconds) cut a segment
+    out of the file first (libsndfile formats are read from ``start`` only).
 
     Returns:
         float32 array of shape ``(N,)`` with ``N >= MIN_SAMPLES``.
@@ -284,14 +293,58 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> 
     """
     _check_sample_rate(sample_rate, path, what="target sample_rate")
     _check_file(path)
+    _check_span(path, start, end)
     try:
-        data, file_rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+        data, file_rate = _read_soundfile(path, start, end)
     except (sf.SoundFileError, RuntimeError, TypeError) as err:
         decoded = _decode_container(path)
         if decoded is None:
             raise AudioError(path, _soundfile_reason(err) + _pyav_hint(path)) from err
         data, file_rate = decoded
+        data = _cut(data, file_rate, start, end, path)
+    if channel is not None:
+        if not 1 <= channel <= data.shape[1]:
+            raise AudioError(
+                path, f"has {data.shape[1]} channel(s); channel {channel} was asked for"
+            )
+        data = data[:, channel - 1 : channel]
     return _finish(data, file_rate, sample_rate, path)
+
+
+def _check_span(path, start: float | None, end: float | None) -> None:
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise AudioError(path, f"segment {name} {value!r} is not a time >= 0")
+    if start is not None and end is not None and end <= start:
+        raise AudioError(path, f"segment end {end:g} s is not after its start {start:g} s")
+
+
+def _read_soundfile(path, start: float | None, end: float | None) -> tuple[np.ndarray, int]:
+    if start is None and end is None:
+        data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+        return data, rate
+    with sf.SoundFile(os.fspath(path)) as f:
+        rate = f.samplerate
+        first = int(round((start or 0.0) * rate))
+        last = f.frames if end is None else min(f.frames, int(round(end * rate)))
+        if first >= f.frames:
+            raise AudioError(
+                path, f"segment starts at {start:g} s, after the end ({f.frames / rate:.3f} s)"
+            )
+        f.seek(first)
+        return f.read(max(0, last - first), dtype="float32", always_2d=True), rate
+
+
+def _cut(data: np.ndarray, rate: int, start: float | None, end: float | None, path) -> np.ndarray:
+    if start is None and end is None:
+        return data
+    first = int(round((start or 0.0) * rate))
+    if first >= data.shape[0]:
+        raise AudioError(
+            path, f"segment starts at {start:g} s, after the end ({data.shape[0] / rate:.3f} s)"
+        )
+    last = data.shape[0] if end is None else min(data.shape[0], int(round(end * rate)))
+    return data[first:last]
 
 
 # --------------------------------------------------------------------------------------------

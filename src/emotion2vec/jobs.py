@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from . import provenance
 from .atomic import remove_stale_temporaries, save_npy, write_text
-from .audio import SAMPLE_RATE, audio_info, load_audio
+from .audio import SAMPLE_RATE, audio_info
 from .errors import AudioError, DataError, Emotion2vecError, OutputError
 from .inference import Prediction, encode, layer_indices, plan_batches, scores_from_logits
 from .locking import OutputLock
@@ -158,12 +158,23 @@ class _Item:
     samples: int  # expected length from the header (exact for PCM)
 
 
+def expected_samples(source: AudioSource) -> int:
+    """Length of ``source`` at 16 kHz from its file's header (its segment's, for a span)."""
+    n = audio_info(source.path).num_samples()
+    if source.start is None and source.end is None:
+        return n
+    seconds = n / SAMPLE_RATE
+    first = source.start or 0.0
+    last = seconds if source.end is None else min(source.end, seconds)
+    return max(0, int(round((last - first) * SAMPLE_RATE)))
+
+
 def _probe(sources: Sequence[AudioSource], indices: Sequence[int], workers: int):
     """Header lengths of the inputs (no decoding); failures are returned, not raised."""
 
     def one(i: int):
         try:
-            return i, audio_info(sources[i].path).num_samples(), None
+            return i, expected_samples(sources[i]), None
         except AudioError as exc:
             return i, 0, exc.reason
         except Exception as exc:  # noqa: BLE001 - one bad header must not end the job
@@ -202,7 +213,7 @@ def _decoded(
 
     def load(item: _Item):
         try:
-            return load_audio(item.source.path), None
+            return item.source.load(), None
         except AudioError as exc:
             return None, exc.reason
         except Exception as exc:  # noqa: BLE001
@@ -607,7 +618,7 @@ def _extract(
                 outs[i], exc, f"the {summary.done + summary.skipped} outputs finished are kept"
             ) from None
         index_rows[i] = (
-            str(r.source.path),
+            r.source.ident,
             outs[i].relative_to(output_dir).as_posix(),
             r.duration,
             frames,
@@ -615,7 +626,7 @@ def _extract(
         summary.done += 1
 
     def on_failure(source: AudioSource, reason: str) -> None:
-        summary.failures.append(Failure(str(source.path), reason))
+        summary.failures.append(Failure(source.ident, reason))
 
     start = time.perf_counter()
     try:
@@ -653,10 +664,10 @@ def _index_row_existing(source: AudioSource, out: Path, root: Path, granularity:
     except (OSError, ValueError):
         frames = -1
     try:
-        duration = audio_info(source.path).duration
+        duration = expected_samples(source) / SAMPLE_RATE
     except Exception:  # noqa: BLE001 - the index is informative; a missing input is not fatal
         duration = float("nan")
-    return (str(source.path), out.relative_to(root).as_posix(), duration, frames)
+    return (source.ident, out.relative_to(root).as_posix(), duration, frames)
 
 
 def _write_index(path: Path, rows) -> None:
@@ -861,7 +872,7 @@ def _predict(
 ) -> tuple[list[FilePrediction], JobSummary]:
     done_paths = {row["path"] for row in previous}
     summary = JobSummary(total=len(sources))
-    todo = [i for i, s in enumerate(sources) if str(s.path) not in done_paths]
+    todo = [i for i, s in enumerate(sources) if s.ident not in done_paths]
     summary.skipped = len(sources) - len(todo)
     results: list[FilePrediction] = []
     labels = model.labels
@@ -901,7 +912,7 @@ def _predict(
                 (w.start / SAMPLE_RATE, w.end / SAMPLE_RATE, p)
                 for w, p in zip(r.windows, preds, strict=True)
             ]
-        result = FilePrediction(str(r.source.path), r.duration, pred, windows)
+        result = FilePrediction(r.source.ident, r.duration, pred, windows)
         if log is not None:
             try:
                 log.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
@@ -915,7 +926,7 @@ def _predict(
             last_save = time.perf_counter()
 
     def on_failure(source: AudioSource, reason: str) -> None:
-        summary.failures.append(Failure(str(source.path), reason))
+        summary.failures.append(Failure(source.ident, reason))
 
     start = time.perf_counter()
     if journal is not None:
@@ -950,7 +961,7 @@ def _predict(
                 log.close()
                 if saved:  # everything is in the output now
                     journal.unlink(missing_ok=True)
-    order = {str(s.path): i for i, s in enumerate(sources)}
+    order = {s.ident: i for i, s in enumerate(sources)}
     results.sort(key=lambda r: order.get(r.path, 0))
     return results, summary
 

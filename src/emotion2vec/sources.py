@@ -54,6 +54,38 @@ class AudioSource:
     """Absolute, resolved path of the audio file (it may not exist for manifest entries)."""
     key: str
     """Relative POSIX path naming this source's outputs under an output directory."""
+    channel: int | None = None
+    """1-based channel to take alone (None: channels are averaged)."""
+    start: float | None = None
+    """Segment start in seconds (None: the beginning)."""
+    end: float | None = None
+    """Segment end in seconds (None: the end of the file)."""
+
+    @property
+    def has_span(self) -> bool:
+        """True when the source is a channel and/or a time span of its file."""
+        return self.channel is not None or self.start is not None or self.end is not None
+
+    @property
+    def ident(self) -> str:
+        """What names this source in score files and reports: the path, followed by
+        ``@start-end`` and ``#cN`` for a segment or a channel of the file."""
+        out = str(self.path)
+        if self.start is not None or self.end is not None:
+            a = "" if self.start is None else f"{self.start:g}"
+            b = "" if self.end is None else f"{self.end:g}"
+            out += f"@{a}-{b}"
+        if self.channel is not None:
+            out += f"#c{self.channel}"
+        return out
+
+    def load(self, sample_rate: int = 16000):
+        """The source's waveform (see :func:`emotion2vec.audio.load_audio`)."""
+        from .audio import load_audio
+
+        return load_audio(
+            self.path, sample_rate, channel=self.channel, start=self.start, end=self.end
+        )
 
 
 def collect_sources(inputs: Sequence[str | os.PathLike[str]]) -> list[AudioSource]:
@@ -75,11 +107,12 @@ def collect_sources(inputs: Sequence[str | os.PathLike[str]]) -> list[AudioSourc
         # A lone string would otherwise be iterated character by character.
         inputs = [inputs]
     out: list[AudioSource] = []
-    seen_paths: set[Path] = set()
+    seen_paths: set[tuple] = set()
     key_owner: dict[str, AudioSource] = {}
     for item in inputs:
         for src in _expand(Path(item)):
-            if src.path in seen_paths:
+            ident = (src.path, src.channel, src.start, src.end)
+            if ident in seen_paths:
                 continue
             folded = src.key.casefold()
             other = key_owner.get(folded)
@@ -89,7 +122,7 @@ def collect_sources(inputs: Sequence[str | os.PathLike[str]]) -> list[AudioSourc
                     f"{src.path}; process them in separate runs or list them in a manifest "
                     "with distinct relative paths"
                 )
-            seen_paths.add(src.path)
+            seen_paths.add(ident)
             key_owner[folded] = src
             out.append(src)
     return out
@@ -169,10 +202,13 @@ def read_manifest(manifest: str | os.PathLike[str]) -> list[AudioSource]:
 
     Formats, chosen by extension:
 
-    - ``.csv`` / ``.tsv``: a header row with a ``path`` column; other columns are ignored.
+    - ``.csv`` / ``.tsv``: a header row with a ``path`` column; optional ``channel`` (1-based),
+      ``start`` / ``start_time`` and ``end`` / ``end_time`` (seconds) columns make a row one
+      channel and/or one segment of its file (EmoBox's fields); other columns are ignored.
       CSV follows the usual quoting rules; TSV is split on tabs only (no quoting), as written
       by most speech tool-kits, so text columns may contain quote characters.
-    - ``.jsonl``: one JSON object per line with a string ``path`` field; blank lines skipped.
+    - ``.jsonl``: one JSON object per line with a string ``path`` field (and optionally the
+      fields above); blank lines skipped.
     - ``.txt`` / ``.lst`` / ``.list``: one path per line, surrounding white space stripped;
       blank lines and lines starting with ``#`` skipped.
 
@@ -205,10 +241,44 @@ def read_manifest(manifest: str | os.PathLike[str]) -> list[AudioSource]:
     except OSError as err:
         raise DataError(f"{manifest}: cannot read manifest ({err.strerror or err})") from err
     base = manifest.parent
-    return [_manifest_source(base, written) for written in entries]
+    return [_manifest_source(base, written, span) for written, span in entries]
 
 
-def _read_table(f, manifest: Path, delimiter: str) -> Iterator[str]:
+#: Optional manifest columns / fields: a row's channel and time span.
+SPAN_FIELDS = {
+    "channel": "channel",
+    "start": "start",
+    "start_time": "start",
+    "end": "end",
+    "end_time": "end",
+}
+
+
+def _span(record: dict, where: str) -> dict:
+    """channel / start / end of a manifest row (blank values are absent)."""
+    out: dict = {}
+    for name, field_ in SPAN_FIELDS.items():
+        value = record.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: {name!r} must be a number, got {value!r}") from None
+        if field_ == "channel":
+            if number != int(number) or number < 1:
+                raise DataError(f"{where}: 'channel' is 1-based, got {value!r}")
+            out["channel"] = int(number)
+        else:
+            if not number >= 0 or number == float("inf"):
+                raise DataError(f"{where}: {name!r} must be a time >= 0 in seconds, got {value!r}")
+            out[field_] = number
+    if "start" in out and "end" in out and out["end"] <= out["start"]:
+        raise DataError(f"{where}: end {out['end']:g} s is not after start {out['start']:g} s")
+    return out
+
+
+def _read_table(f, manifest: Path, delimiter: str) -> Iterator[tuple[str, dict]]:
     if delimiter == "\t":
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
     else:
@@ -236,7 +306,8 @@ def _read_table(f, manifest: Path, delimiter: str) -> Iterator[str]:
             value = row[col].strip()
             if not value:
                 raise DataError(f"{manifest}: line {reader.line_num}: empty {PATH_FIELD!r} value")
-            yield value
+            record = dict(zip(header, row, strict=True))
+            yield value, _span(record, f"{manifest}: line {reader.line_num}")
     except csv.Error as err:
         raise DataError(f"{manifest}: line {reader.line_num}: malformed: {err}") from err
     if header is None:
@@ -245,7 +316,7 @@ def _read_table(f, manifest: Path, delimiter: str) -> Iterator[str]:
         )
 
 
-def _read_jsonl(f, manifest: Path) -> Iterator[str]:
+def _read_jsonl(f, manifest: Path) -> Iterator[tuple[str, dict]]:
     for lineno, line in enumerate(f, start=1):
         if not line.strip():
             continue
@@ -265,23 +336,40 @@ def _read_jsonl(f, manifest: Path) -> Iterator[str]:
                 f"{manifest}: line {lineno}: {PATH_FIELD!r} must be a non-empty string, "
                 f"got {value!r}"
             )
-        yield value.strip()
+        yield value.strip(), _span(record, f"{manifest}: line {lineno}")
 
 
-def _read_list(f) -> Iterator[str]:
+def _read_list(f) -> Iterator[tuple[str, dict]]:
     for line in f:
         value = line.strip()
         if value and not value.startswith("#"):
-            yield value
+            yield value, {}
 
 
-def _manifest_source(base: Path, written: str) -> AudioSource:
+def _span_key(key: str, span: dict) -> str:
+    """Output key of a segment / channel of a file: ``dir/stem@start-end#cN.ext``."""
+    if not span:
+        return key
+    stem, ext = posixpath.splitext(key)
+    if "start" in span or "end" in span:
+        stem += (
+            f"@{span.get('start', 0):g}-{span['end']:g}"
+            if "end" in span
+            else f"@{span['start']:g}-"
+        )
+    if "channel" in span:
+        stem += f"#c{span['channel']}"
+    return stem + ext
+
+
+def _manifest_source(base: Path, written: str, span: dict | None = None) -> AudioSource:
+    span = span or {}
     path = Path(written)
     if path.is_absolute():
-        return AudioSource(_resolved(path), path.name)
+        return AudioSource(_resolved(path), _span_key(path.name, span), **span)
     resolved = _resolved(base / path)
     # normpath on the text (not the file system) so the key depends only on what is written.
     key = posixpath.normpath(path.as_posix())
     if key in (".", "..") or key.startswith("../"):
         key = resolved.name
-    return AudioSource(resolved, key)
+    return AudioSource(resolved, _span_key(key, span), **span)

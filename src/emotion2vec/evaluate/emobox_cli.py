@@ -65,15 +65,25 @@ def run(args: argparse.Namespace) -> int:
             )
         model = load_model(args.model, device=args.device)
         keys = list(found.found)
-        sources = [AudioSource(found.found[k].resolve(), k) for k in keys]
+        rows = corpus.rows
+        sources = [
+            AudioSource(
+                found.found[k].resolve(),
+                k,
+                channel=rows[k].channel,
+                start=rows[k].start,
+                end=rows[k].end,
+            )
+            for k in keys
+        ]
         preds, summary = predict_files(
             model, sources, batch_seconds=args.batch_seconds, progress=False if args.quiet else None
         )
         by_path = {p.path: p for p in preds}
         scores = {
-            k: by_path[str(s.path)].prediction.scores
+            k: by_path[s.ident].prediction.scores
             for k, s in zip(keys, sources, strict=True)
-            if str(s.path) in by_path
+            if s.ident in by_path
         }
         results = emobox.zero_shot(corpus, found, scores)
         out = Path(args.out)

@@ -346,18 +346,20 @@ def test_outputs_honour_the_umask(models, clips, tmp_path):
 
 
 def test_temporaries_of_killed_runs_are_cleaned_up(models, clips, tmp_path):
+    from emotion2vec.atomic import temporary_prefix
+
     feats = tmp_path / "f"
     feats.mkdir()
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    stale = feats / f".c0.npy.{int(dead.stdout)}.abc123.tmp"
+    code = "from emotion2vec.atomic import temporary_prefix as t; print(t('c0.npy'))"
+    dead = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    stale = feats / f"{dead.stdout.strip()}abc123.tmp"  # a process that has ended
     stale.write_bytes(b"half")
-    mine = feats / f".c1.npy.{os.getpid()}.abc123.tmp"  # a live process's file is left alone
+    mine = feats / f"{temporary_prefix('c1.npy')}abc123.tmp"  # a live process's file stays
     mine.write_bytes(b"half")
-    (feats / "provenance.json").unlink(missing_ok=True)
+    other_host = feats / ".c2.npy.0badc0de-1.abc123.tmp"  # another machine's (shared disk)
+    other_host.write_bytes(b"half")
     assert main(["extract", str(clips), "-m", str(models[0]), "-o", str(feats), "-q"]) == EXIT_OK
-    assert not stale.exists() and mine.exists()
+    assert not stale.exists() and mine.exists() and other_host.exists()
 
 
 def _manifest(path: Path, rows_: list[tuple[str, str, str]]) -> Path:

@@ -1,23 +1,32 @@
 """Atomic file writes: a reader (or a resumed run) never sees a half-written file.
 
-Temporary files are named ``.<name>.<pid>.<random>.tmp`` next to their target, so that a later
-run can tell the leftovers of a killed process (:func:`remove_stale_temporaries`) from the files
-of one still running. Finished files get the permissions of an ordinary new file (``0666`` less
+Temporary files are named ``.<name>.<host>-<pid>.<random>.tmp`` next to their target (``host``:
+a short hash of the machine's name), so that a later run can tell the leftovers of a killed
+process (:func:`remove_stale_temporaries`) from the files of one still running, on this machine
+or, on a shared file system, on another one (whose files it never touches). Finished files get the permissions of an ordinary new file (``0666`` less
 the umask), not ``mkstemp``'s private ``0600``.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-_TEMP = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+_TEMP = re.compile(r"^\..+\.([0-9a-f]{8})-(\d+)\.[A-Za-z0-9_]+\.tmp$")
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def temporary_prefix(name: str) -> str:
+    """The prefix of this process's temporary files for a target called ``name``."""
+    return f".{name}.{_HOST}-{os.getpid()}."
 
 
 def _umask() -> int:
@@ -36,9 +45,7 @@ def atomic_write(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
-    )
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -68,8 +75,9 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str], *, recursive: bool = False) -> int:
-    """Delete the temporary files that killed processes left in ``folder`` (those whose process
-    no longer runs); returns how many. Files of live processes are left alone."""
+    """Delete the temporary files that killed processes of this machine left in ``folder``
+    (those whose process no longer runs); returns how many. Files of live processes, and of
+    other machines, are left alone."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
@@ -77,7 +85,7 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], *, recursive: bool 
     paths = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
     for tmp in paths:
         m = _TEMP.match(tmp.name)
-        if m is None or _alive(int(m.group(1))):
+        if m is None or m.group(1) != _HOST or _alive(int(m.group(2))):
             continue
         try:
             tmp.unlink()

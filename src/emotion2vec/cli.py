@@ -96,6 +96,13 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose output exists")
     p.add_argument(
+        "--shard",
+        default=None,
+        help="I/N (0 <= I < N): process only this shard of the inputs, into its own files; "
+        "'auto' reads I and N from SLURM, a Kubernetes indexed job or torchrun; combine the "
+        "shards with 'emotion2vec merge'",
+    )
+    p.add_argument(
         "--workers", type=positive_int, default=2, help="background decoding threads (default: 2)"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
@@ -137,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="block output to save (0 = input of the first block, -1 = last; default: last)",
     )
     g.add_argument("--all-layers", action="store_true", help="save every layer: (L+1, [T,] D)")
+
+    p = sub.add_parser(
+        "merge",
+        help="combine the shards of an extract or predict job",
+        description="Check that every shard of a --shard job is there, made the same way, with no "
+        "input twice, and write the outputs of an unsharded run (index.csv / the score file, "
+        "errors, provenance).",
+    )
+    p.add_argument(
+        "target",
+        help="the --output-dir of an extract job, or the --output file of a predict job",
+    )
 
     p = sub.add_parser(
         "convert", help="convert a checkpoint to our format (safetensors + config.json)"
@@ -232,6 +251,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return evaluate_cli.run(args)
     try:
+        if args.command == "merge":
+            from pathlib import Path
+
+            from . import shards
+
+            target = Path(args.target)
+            if target.is_dir():
+                done, failed = shards.merge_extract(target)
+                print(f"merged {done} outputs and {failed} failures into {target}/index.csv")
+            else:
+                done, failed = shards.merge_predict(target)
+                print(f"merged {done} predictions and {failed} failures into {target}")
+            return EXIT_OK
         if args.command == "convert":
             from .checkpoints import load_model
 
@@ -241,8 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
 
         from .jobs import extract_files, predict_files
+        from .shards import parse_shard
         from .sources import collect_sources
 
+        shard = parse_shard(args.shard)
         sources = collect_sources(args.inputs)
         model = _load(args)
         progress = False if args.quiet else None
@@ -253,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite,
             workers=args.workers,
             progress=progress,
+            shard=shard,
         )
         if args.command == "predict":
             results, summary = predict_files(

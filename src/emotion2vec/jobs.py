@@ -521,10 +521,15 @@ def extract_files(
     workers: int = 2,
     progress: bool | None = None,
     model_name: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> JobSummary:
     """Write one ``.npy`` per input under ``output_dir`` (mirroring the inputs' relative paths),
     an ``index.csv`` (input, output, duration_s, frames), ``provenance.json`` and, when inputs
     fail, ``errors.csv``.
+
+    ``shard`` (I, N): only this shard's inputs (:mod:`emotion2vec.shards`); its index, errors,
+    provenance and lock are ``index.shard-I-of-N.csv`` and so on, merged by
+    :func:`emotion2vec.shards.merge_extract`.
 
     Arrays: utterance (D,) or frame (T, D); with ``all_layers`` (L+1, D) / (L+1, T, D).
 
@@ -537,10 +542,17 @@ def extract_files(
     if granularity not in ("utterance", "frame"):
         raise Emotion2vecError(f"granularity must be 'utterance' or 'frame', got {granularity!r}")
     output_dir = Path(output_dir)
+    output_paths(sources, output_dir)  # collisions are checked over all the inputs
+    names = _Names()
+    if shard is not None:
+        from . import shards
+
+        sources = shards.select(sources, shard)
+        names = _Names(f".{shards.tag(shard)}")
     outs = output_paths(sources, output_dir)
     layers = layer_indices(model, layer, all_layers)
     prepare_output_dir(output_dir)
-    with OutputLock(output_dir / ".emotion2vec.lock", what=str(output_dir)):
+    with OutputLock(output_dir / f".emotion2vec{names.infix}.lock", what=str(output_dir)):
         remove_stale_temporaries(output_dir, recursive=True)
         record = provenance.make(
             model,
@@ -552,16 +564,18 @@ def extract_files(
             hop_seconds=hop_seconds,
         )
         provenance.check_resume(
-            output_dir / "provenance.json",
+            output_dir / f"provenance{names.infix}.json",
             record,
             what=str(output_dir),
-            has_outputs=(output_dir / "index.csv").exists() or any(o.exists() for o in outs),
+            has_outputs=(output_dir / f"index{names.infix}.csv").exists()
+            or any(o.exists() for o in outs),
             overwrite=overwrite,
         )
         return _extract(
             model,
             sources,
             output_dir,
+            names,
             outs,
             layers,
             granularity,
@@ -575,10 +589,18 @@ def extract_files(
         )
 
 
+@dataclass(frozen=True)
+class _Names:
+    """File-name infix of a shard's own files ("" without sharding)."""
+
+    infix: str = ""
+
+
 def _extract(
     model,
     sources,
     output_dir,
+    names,
     outs,
     layers,
     granularity,
@@ -648,8 +670,11 @@ def _extract(
     finally:
         summary.wall_seconds = time.perf_counter() - start
         try:
-            _write_index(output_dir / "index.csv", [index_rows[i] for i in sorted(index_rows)])
-            write_errors(output_dir / "errors.csv", summary.failures)
+            _write_index(
+                output_dir / f"index{names.infix}.csv",
+                [index_rows[i] for i in sorted(index_rows)],
+            )
+            write_errors(output_dir / f"errors{names.infix}.csv", summary.failures)
         except OSError as exc:
             raise _write_failed(
                 output_dir / "index.csv", exc, "the .npy outputs are kept"
@@ -742,6 +767,7 @@ def predict_files(
     model_name: str | None = None,
     protected: Sequence[str | Path] = (),
     labels: str | Sequence[str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[list[FilePrediction], JobSummary]:
     """Predict the emotion of every input.
 
@@ -752,8 +778,10 @@ def predict_files(
     output (or its journal) are skipped unless ``overwrite``, so an interrupted run resumes,
     provided the model and settings are the same. Failures go to ``<output>.errors.csv``.
     ``protected``: paths the output must not be (the job's manifests). ``labels``: score only
-    these labels (names or aliases; see :func:`emotion2vec.inference.predict`). Returns this
-    run's predictions (not the ones skipped) and the summary.
+    these labels (names or aliases; see :func:`emotion2vec.inference.predict`). ``shard``
+    (I, N): only this shard's inputs, written to ``<stem>.shard-I-of-N<suffix>`` (merged by
+    :func:`emotion2vec.shards.merge_predict`). Returns this run's predictions (not the ones
+    skipped) and the summary.
     """
     if model.head is None:
         raise Emotion2vecError(
@@ -765,7 +793,13 @@ def predict_files(
         from .labels import resolve
 
         subset = resolve(labels, model.labels)
+    if shard is not None:
+        from . import shards
+
+        sources = shards.select(sources, shard)
     out_path = Path(output) if output is not None else None
+    if out_path is not None and shard is not None:
+        out_path = shards.shard_path(out_path, shard)
     if out_path is None:
         return _predict(
             model,

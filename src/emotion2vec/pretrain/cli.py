@@ -115,6 +115,12 @@ _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
     (("--lr",), "optim", "lr", dict(type=float, help="peak learning rate (7.5e-5)")),
     (("--weight-decay",), "optim", "weight_decay", dict(type=float, help="0.01")),
     (
+        ("--adam",),
+        "optim",
+        "adam",
+        dict(choices=["fairseq", "torch"], help="fairseq (the run's update rule) or torch (AdamW)"),
+    ),
+    (
         ("--decay-exemptions",),
         "optim",
         "decay_all",

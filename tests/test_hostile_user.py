@@ -19,24 +19,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import build_model
 
 from emotion2vec.cli import EXIT_FAILED_INPUTS, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, main
-from emotion2vec.config import EMOTION_LABELS, EncoderConfig, ModelConfig
-from emotion2vec.model import Emotion2vecModel
-
-CONV = ((32, 10, 5),) + ((32, 3, 2),) * 4 + ((32, 2, 2),) * 2
+from emotion2vec.config import EMOTION_LABELS
 
 
-def micro(seed: int, labels=EMOTION_LABELS, dim=32) -> Emotion2vecModel:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        encoder=EncoderConfig(
-            conv_layers=CONV, embed_dim=dim, num_heads=2, context_depth=1, depth=1
-        ),
-        decoder=None,
-        labels=labels,
-    )
-    return Emotion2vecModel(cfg).eval()
+def micro(seed: int):
+    """A micro model with the 9-class head (tests/conftest.py's)."""
+    return build_model(seed, decoder=False)
 
 
 @pytest.fixture(scope="module")
@@ -504,7 +495,7 @@ def test_a_really_full_disk_stops_cleanly_and_resumes(models, clips, tiny_tmpfs,
     kept = sorted(p.name for p in feats.glob("*.npy"))
     assert 0 < len(kept) < 4
     for p in feats.glob("*.npy"):
-        assert np.load(p).shape[1] == 32  # every kept file is whole
+        assert np.load(p).shape[1] == 64  # every kept file is whole (D = 64)
     assert not list(feats.glob(".*.tmp"))  # no half-written temporaries left behind
     subprocess.run(["mount", "-o", "remount,size=4m", str(tiny_tmpfs)], check=True)
     assert main(argv) == EXIT_OK

@@ -8,27 +8,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import build_model
 
 from emotion2vec.cli import main
-from emotion2vec.config import EMOTION_LABELS, EncoderConfig, ModelConfig
+from emotion2vec.config import EMOTION_LABELS
 from emotion2vec.errors import ConfigError
 from emotion2vec.inference import scores_from_logits
 from emotion2vec.labels import canonical, resolve
-from emotion2vec.model import Emotion2vecModel
-
-CONV = ((32, 10, 5),) + ((32, 3, 2),) * 4 + ((32, 2, 2),) * 2
 
 
 def micro():
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        encoder=EncoderConfig(
-            conv_layers=CONV, embed_dim=32, num_heads=2, context_depth=1, depth=1
-        ),
-        decoder=None,
-        labels=EMOTION_LABELS,
-    )
-    return Emotion2vecModel(cfg).eval()
+    return build_model(0, decoder=False)
 
 
 def test_aliases_resolve_case_insensitively_in_the_requested_order():

@@ -9,30 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
+from conftest import build_model
 
 from emotion2vec.cli import EXIT_OK, EXIT_USAGE, main
-from emotion2vec.config import EMOTION_LABELS, EncoderConfig, ModelConfig
 from emotion2vec.errors import ConfigError
-from emotion2vec.model import Emotion2vecModel
 from emotion2vec.shards import parse_shard, partition
 from emotion2vec.sources import AudioSource
-
-CONV = ((32, 10, 5),) + ((32, 3, 2),) * 4 + ((32, 2, 2),) * 2
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("shards")
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        encoder=EncoderConfig(
-            conv_layers=CONV, embed_dim=32, num_heads=2, context_depth=1, depth=1
-        ),
-        decoder=None,
-        labels=EMOTION_LABELS,
-    )
-    Emotion2vecModel(cfg).eval().save_pretrained(root / "m")
+    build_model(0, decoder=False).save_pretrained(root / "m")
     rng = np.random.default_rng(0)
     (root / "clips").mkdir()
     for i in range(9):
@@ -128,15 +116,7 @@ def test_merged_shards_equal_the_unsharded_run(setup):
 
 
 def test_merge_refuses_shards_of_different_models(setup, tmp_path):
-    torch.manual_seed(5)
-    cfg = ModelConfig(
-        encoder=EncoderConfig(
-            conv_layers=CONV, embed_dim=32, num_heads=2, context_depth=1, depth=1
-        ),
-        decoder=None,
-        labels=EMOTION_LABELS,
-    )
-    Emotion2vecModel(cfg).eval().save_pretrained(tmp_path / "other")
+    build_model(5, decoder=False).save_pretrained(tmp_path / "other")
     clips = str(setup / "clips")
     main(
         [

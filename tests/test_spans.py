@@ -9,16 +9,12 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
+from conftest import build_model
 
 from emotion2vec.audio import load_audio
 from emotion2vec.cli import EXIT_FAILED_INPUTS, EXIT_OK, main
-from emotion2vec.config import EMOTION_LABELS, EncoderConfig, ModelConfig
 from emotion2vec.errors import AudioError, DataError
-from emotion2vec.model import Emotion2vecModel
 from emotion2vec.sources import collect_sources
-
-CONV = ((32, 10, 5),) + ((32, 3, 2),) * 4 + ((32, 2, 2),) * 2
 
 
 @pytest.fixture
@@ -85,15 +81,7 @@ def test_manifest_columns_make_segments_with_their_own_keys(stereo, tmp_path):
 
 def test_predict_and_extract_on_segments(stereo, tmp_path):
     path, _ = stereo
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        encoder=EncoderConfig(
-            conv_layers=CONV, embed_dim=32, num_heads=2, context_depth=1, depth=1
-        ),
-        decoder=None,
-        labels=EMOTION_LABELS,
-    )
-    model = Emotion2vecModel(cfg).eval()
+    model = build_model(0, decoder=False)
     model.save_pretrained(tmp_path / "m")
     manifest = tmp_path / "segs.csv"
     manifest.write_text(

@@ -204,9 +204,9 @@ def _pyav_hint(path) -> str:
     return ""
 
 
-def _container_info(path) -> AudioInfo | None:
-    """Header information of a container's first audio track through PyAV (None: no PyAV, or
-    PyAV cannot read it either)."""
+def _with_audio_stream(path, read):
+    """``read(container, stream, rate)`` on a container's first audio track through PyAV; None
+    when PyAV is not installed or cannot read the file (the caller reports its own error)."""
     try:
         import av
     except ImportError:
@@ -216,57 +216,53 @@ def _container_info(path) -> AudioInfo | None:
             stream = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 raise AudioError(path, "the container has no audio track")
-            rate = int(stream.rate or stream.codec_context.sample_rate)
-            # the longest of what the stream and the container report (some containers, e.g.
-            # AVI with PCM, count the stream's duration in packets)
-            seconds = 0.0
-            if stream.duration is not None and stream.time_base is not None:
-                seconds = float(stream.duration * stream.time_base)
-            if container.duration is not None:
-                seconds = max(seconds, container.duration / 1_000_000)
-            if stream.frames and rate:  # samples for PCM in AVI, packets (smaller) elsewhere
-                seconds = max(seconds, stream.frames / rate)
-            channels = int(stream.codec_context.channels or 1)
+            return read(container, stream, int(stream.rate or stream.codec_context.sample_rate))
     except AudioError:
         raise
     except Exception:  # noqa: BLE001 - any PyAV failure: not readable as a container either
         return None
-    return AudioInfo(sample_rate=rate, frames=int(round(seconds * rate)), channels=channels)
+
+
+def _container_info(path) -> AudioInfo | None:
+    """Header information of a container's first audio track (None: see _with_audio_stream)."""
+
+    def read(container, stream, rate: int) -> AudioInfo:
+        # the longest of what the stream and the container report (some containers, e.g.
+        # AVI with PCM, count the stream's duration in packets)
+        seconds = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        if container.duration is not None:
+            seconds = max(seconds, container.duration / 1_000_000)
+        if stream.frames and rate:  # samples for PCM in AVI, packets (smaller) elsewhere
+            seconds = max(seconds, stream.frames / rate)
+        channels = int(stream.codec_context.channels or 1)
+        return AudioInfo(sample_rate=rate, frames=int(round(seconds * rate)), channels=channels)
+
+    return _with_audio_stream(path, read)
 
 
 def _decode_container(path) -> tuple[np.ndarray, int] | None:
-    """(frames, channels) float32 and the rate of a container's first audio track through PyAV
-    (None: PyAV is not installed or cannot read the file)."""
-    try:
-        import av
-    except ImportError:
-        return None
-    try:
-        with av.open(os.fspath(path)) as container:
-            stream = next((s for s in container.streams if s.type == "audio"), None)
-            if stream is None:
-                raise AudioError(path, "the container has no audio track")
-            rate = int(stream.rate or stream.codec_context.sample_rate)
-            chunks = []
-            for frame in container.decode(stream):
-                # planar or packed, any sample format -> (channels, samples) float32
-                arr = frame.to_ndarray()
-                fmt = frame.format.name
-                if arr.dtype.kind == "i":
-                    arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
-                else:
-                    arr = arr.astype(np.float32, copy=False)
-                channels = len(frame.layout.channels)
-                if not fmt.endswith("p"):  # packed: (1, samples * channels)
-                    arr = arr.reshape(-1, channels).T
-                chunks.append(arr)
-    except AudioError:
-        raise
-    except Exception:  # noqa: BLE001 - any PyAV failure: the soundfile error is reported
-        return None
-    if not chunks:
-        return np.zeros((0, 1), dtype=np.float32), rate
-    return np.ascontiguousarray(np.concatenate(chunks, axis=1).T), rate
+    """(frames, channels) float32 and the rate of a container's first audio track (None: see
+    _with_audio_stream)."""
+
+    def read(container, stream, rate: int) -> tuple[np.ndarray, int]:
+        chunks = []
+        for frame in container.decode(stream):
+            # planar or packed, any sample format -> (channels, samples) float32
+            arr = frame.to_ndarray()
+            if arr.dtype.kind == "i":
+                arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
+            else:
+                arr = arr.astype(np.float32, copy=False)
+            if not frame.format.name.endswith("p"):  # packed: (1, samples * channels)
+                arr = arr.reshape(-1, len(frame.layout.channels)).T
+            chunks.append(arr)
+        if not chunks:
+            return np.zeros((0, 1), dtype=np.float32), rate
+        return np.ascontiguousarray(np.concatenate(chunks, axis=1).T), rate
+
+    return _with_audio_stream(path, read)
 
 
 def load_audio(

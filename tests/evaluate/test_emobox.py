@@ -9,15 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
+from conftest import build_model
 
 from emotion2vec.cli import main
-from emotion2vec.config import EMOTION_LABELS, EncoderConfig, ModelConfig
+from emotion2vec.config import EMOTION_LABELS
 from emotion2vec.evaluate import emobox
-from emotion2vec.model import Emotion2vecModel
 
 SHARED = Path(os.environ.get("EMOTION2VEC_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-CONV = ((32, 10, 5),) + ((32, 3, 2),) * 4 + ((32, 2, 2),) * 2
 EMOS = ["Angry", "Happy", "Neutral", "Sad", "Calm", "Surprised"]
 
 
@@ -97,15 +95,7 @@ def test_zero_shot_readings_masked_and_kept(tmp_path):
 
 def test_emobox_command_end_to_end(tmp_path, capsys):
     fake_emobox(tmp_path / "emobox", tmp_path / "audio")
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        encoder=EncoderConfig(
-            conv_layers=CONV, embed_dim=32, num_heads=2, context_depth=1, depth=1
-        ),
-        decoder=None,
-        labels=EMOTION_LABELS,
-    )
-    Emotion2vecModel(cfg).eval().save_pretrained(tmp_path / "m")
+    build_model(0, decoder=False).save_pretrained(tmp_path / "m")
     argv = [
         "emobox",
         "--emobox-root",

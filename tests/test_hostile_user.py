@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import build_model
+from model_factory import build_model
 
 from emotion2vec.cli import EXIT_FAILED_INPUTS, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, main
 from emotion2vec.config import EMOTION_LABELS

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import build_model
+from model_factory import build_model
 
 from emotion2vec.cli import main
 from emotion2vec.config import EMOTION_LABELS

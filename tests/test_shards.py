@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import build_model
+from model_factory import build_model
 
 from emotion2vec.cli import EXIT_OK, EXIT_USAGE, main
 from emotion2vec.errors import ConfigError

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import build_model
+from model_factory import build_model
 
 from emotion2vec.audio import load_audio
 from emotion2vec.cli import EXIT_FAILED_INPUTS, EXIT_OK, main

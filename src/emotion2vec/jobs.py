@@ -543,16 +543,16 @@ def extract_files(
         raise Emotion2vecError(f"granularity must be 'utterance' or 'frame', got {granularity!r}")
     output_dir = Path(output_dir)
     output_paths(sources, output_dir)  # collisions are checked over all the inputs
-    names = _Names()
+    infix = ""  # a shard's own index, errors, provenance and lock: ".shard-I-of-N"
     if shard is not None:
         from . import shards
 
         sources = shards.select(sources, shard)
-        names = _Names(f".{shards.tag(shard)}")
+        infix = f".{shards.tag(shard)}"
     outs = output_paths(sources, output_dir)
     layers = layer_indices(model, layer, all_layers)
     prepare_output_dir(output_dir)
-    with OutputLock(output_dir / f".emotion2vec{names.infix}.lock", what=str(output_dir)):
+    with OutputLock(output_dir / f".emotion2vec{infix}.lock", what=str(output_dir)):
         remove_stale_temporaries(output_dir, recursive=True)
         record = provenance.make(
             model,
@@ -564,122 +564,77 @@ def extract_files(
             hop_seconds=hop_seconds,
         )
         provenance.check_resume(
-            output_dir / f"provenance{names.infix}.json",
+            output_dir / f"provenance{infix}.json",
             record,
             what=str(output_dir),
-            has_outputs=(output_dir / f"index{names.infix}.csv").exists()
+            has_outputs=(output_dir / f"index{infix}.csv").exists()
             or any(o.exists() for o in outs),
             overwrite=overwrite,
         )
-        return _extract(
-            model,
-            sources,
-            output_dir,
-            names,
-            outs,
-            layers,
-            granularity,
-            all_layers,
-            batch_seconds,
-            window_seconds,
-            hop_seconds,
-            overwrite,
-            workers,
-            progress,
-        )
+        summary = JobSummary(total=len(sources))
+        index_rows: dict[int, tuple[str, str, float, int]] = {}
+        todo = []
+        for i, out in enumerate(outs):
+            if out.exists() and not overwrite:
+                summary.skipped += 1
+                index_rows[i] = _index_row_existing(sources[i], out, output_dir, granularity)
+            else:
+                todo.append(i)
+        position = {id(s): i for i, s in enumerate(sources)}
 
-
-@dataclass(frozen=True)
-class _Names:
-    """File-name infix of a shard's own files ("" without sharding)."""
-
-    infix: str = ""
-
-
-def _extract(
-    model,
-    sources,
-    output_dir,
-    names,
-    outs,
-    layers,
-    granularity,
-    all_layers,
-    batch_seconds,
-    window_seconds,
-    hop_seconds,
-    overwrite,
-    workers,
-    progress,
-) -> JobSummary:
-    summary = JobSummary(total=len(sources))
-    index_rows: dict[int, tuple[str, str, float, int]] = {}
-    todo = []
-    for i, out in enumerate(outs):
-        if out.exists() and not overwrite:
-            summary.skipped += 1
-            index_rows[i] = _index_row_existing(sources[i], out, output_dir, granularity)
-        else:
-            todo.append(i)
-    position = {id(s): i for i, s in enumerate(sources)}
-
-    def on_result(r: FileResult) -> None:
-        i = position[id(r.source)]
-        if granularity == "frame":
-            arr = r.frame_features()
-            frames = arr.shape[1]
-        else:
-            arr = r.embedding
-            frames = r.frame_count
-        if not all_layers:
-            arr = arr[0]
-        try:
-            save_npy(outs[i], np.ascontiguousarray(arr, dtype=np.float32))
-        except OSError as exc:
-            raise _write_failed(
-                outs[i], exc, f"the {summary.done + summary.skipped} outputs finished are kept"
-            ) from None
-        index_rows[i] = (
-            r.source.ident,
-            outs[i].relative_to(output_dir).as_posix(),
-            r.duration,
-            frames,
-        )
-        summary.done += 1
-
-    def on_failure(source: AudioSource, reason: str) -> None:
-        summary.failures.append(Failure(source.ident, reason))
-
-    start = time.perf_counter()
-    try:
-        run_model(
-            model,
-            sources,
-            todo=todo,
-            on_result=on_result,
-            on_failure=on_failure,
-            layers=layers,
-            keep_frames=granularity == "frame",
-            batch_seconds=batch_seconds,
-            window_seconds=window_seconds,
-            hop_seconds=hop_seconds,
-            workers=workers,
-            progress=progress,
-            summary=summary,
-        )
-    finally:
-        summary.wall_seconds = time.perf_counter() - start
-        try:
-            _write_index(
-                output_dir / f"index{names.infix}.csv",
-                [index_rows[i] for i in sorted(index_rows)],
+        def on_result(r: FileResult) -> None:
+            i = position[id(r.source)]
+            if granularity == "frame":
+                arr = r.frame_features()
+                frames = arr.shape[1]
+            else:
+                arr = r.embedding
+                frames = r.frame_count
+            if not all_layers:
+                arr = arr[0]
+            try:
+                save_npy(outs[i], np.ascontiguousarray(arr, dtype=np.float32))
+            except OSError as exc:
+                raise _write_failed(
+                    outs[i], exc, f"the {summary.done + summary.skipped} outputs finished are kept"
+                ) from None
+            index_rows[i] = (
+                r.source.ident,
+                outs[i].relative_to(output_dir).as_posix(),
+                r.duration,
+                frames,
             )
-            write_errors(output_dir / f"errors{names.infix}.csv", summary.failures)
-        except OSError as exc:
-            raise _write_failed(
-                output_dir / "index.csv", exc, "the .npy outputs are kept"
-            ) from None
-    return summary
+            summary.done += 1
+
+        def on_failure(source: AudioSource, reason: str) -> None:
+            summary.failures.append(Failure(source.ident, reason))
+
+        start = time.perf_counter()
+        try:
+            run_model(
+                model,
+                sources,
+                todo=todo,
+                on_result=on_result,
+                on_failure=on_failure,
+                layers=layers,
+                keep_frames=granularity == "frame",
+                batch_seconds=batch_seconds,
+                window_seconds=window_seconds,
+                hop_seconds=hop_seconds,
+                workers=workers,
+                progress=progress,
+                summary=summary,
+            )
+        finally:
+            summary.wall_seconds = time.perf_counter() - start
+            index = output_dir / f"index{infix}.csv"
+            try:
+                _write_index(index, [index_rows[i] for i in sorted(index_rows)])
+                write_errors(output_dir / f"errors{infix}.csv", summary.failures)
+            except OSError as exc:
+                raise _write_failed(index, exc, "the .npy outputs are kept") from None
+        return summary
 
 
 def _index_row_existing(source: AudioSource, out: Path, root: Path, granularity: str):

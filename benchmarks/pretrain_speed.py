@@ -31,13 +31,13 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from emotion2vec.pretrain.config import MaskConfig, ObjectiveConfig, OptimConfig
-from emotion2vec.pretrain.data import Batch
+from emotion2vec.pretrain.config import MaskConfig, ObjectiveConfig
 from emotion2vec.pretrain.objective import PretrainObjective
-from emotion2vec.pretrain.optim import build_optimizer, set_lr
-from emotion2vec.pretrain.seeding import derive_seed, seed_everything
 from emotion2vec.pretrain.start import scratch_model
-from emotion2vec.pretrain.trainer import resolve_precision
+from emotion2vec.training import Batch, OptimConfig
+from emotion2vec.training.device import resolve_precision
+from emotion2vec.training.optim import build_optimizer, set_lr
+from emotion2vec.training.seeding import derive_seed, seed_everything
 
 PRESETS = {"tiny": "tiny", "base": "base"}
 

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 import emotion2vec
 from emotion2vec.cli import main as cli_main
 from emotion2vec.finetune import FinetuneConfig, FinetuneObjective, finetune, prepare_model
-from emotion2vec.pretrain.optim import set_lr
+from emotion2vec.training.optim import set_lr
 
 LABELS = ("high", "low", "mid")
 

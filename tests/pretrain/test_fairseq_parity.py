@@ -20,13 +20,14 @@ import emotion2vec.pretrain.objective as objective_module
 from emotion2vec.audio import normalize_waveform
 from emotion2vec.checkpoints import load_model
 from emotion2vec.checkpoints.keymap import ours_tensor_to_official, ours_to_official
-from emotion2vec.pretrain.config import MaskConfig, ObjectiveConfig, OptimConfig
-from emotion2vec.pretrain.data import Batch
+from emotion2vec.pretrain.config import MaskConfig, ObjectiveConfig
 from emotion2vec.pretrain.ema import ema_decay_at
 from emotion2vec.pretrain.masking import cropped_block_masks, file_block_masks, keep_indices
 from emotion2vec.pretrain.objective import PretrainObjective
-from emotion2vec.pretrain.optim import build_optimizer, lr_at
 from emotion2vec.pretrain.start import load_start_model, teacher_state_from_official
+from emotion2vec.training import Batch, OptimConfig
+from emotion2vec.training.optim import build_optimizer
+from emotion2vec.training.schedule import lr_at
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "fairseq_parity"
 #: their cls_type -> our utterance_loss

@@ -7,7 +7,6 @@ import logging
 import pytest
 
 from emotion2vec.errors import ConfigError, Emotion2vecError
-from emotion2vec.pretrain import checkpointing
 from emotion2vec.pretrain.command import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -15,8 +14,8 @@ from emotion2vec.pretrain.command import (
     EXIT_USAGE,
     run_training,
 )
-from emotion2vec.pretrain.metrics import add_file_log, remove_file_log
-from emotion2vec.pretrain.trainer import TrainingError
+from emotion2vec.training import TrainingError, checkpointing
+from emotion2vec.training.logfile import add_file_log, remove_file_log
 
 
 def _fake_checkpoint(run_dir, step):

@@ -9,14 +9,9 @@ import torch
 from pretrain_helpers import write_corpus
 
 from emotion2vec.errors import DataError
-from emotion2vec.pretrain.config import DataConfig
-from emotion2vec.pretrain.data import (
-    AudioBatches,
-    EpochPlan,
-    build_index,
-    load_index,
-    save_index,
-)
+from emotion2vec.pretrain.data import build_index, load_index, save_index
+from emotion2vec.training import AudioBatches, DataConfig
+from emotion2vec.training.batches import EpochPlan
 
 
 def test_index_skips_and_logs_bad_files(tmp_path, caplog):

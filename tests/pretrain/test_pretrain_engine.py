@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from emotion2vec.pretrain import read_metrics
-from emotion2vec.pretrain.config import OptimConfig, RunConfig
-from emotion2vec.pretrain.optim import build_optimizer, lr_at, no_weight_decay
-from emotion2vec.pretrain.trainer import StepOutput, Trainer, micro_batch_indices
+from emotion2vec.training import OptimConfig, RunConfig, StepOutput, Trainer, read_metrics
+from emotion2vec.training.optim import build_optimizer, no_weight_decay
+from emotion2vec.training.schedule import lr_at
+from emotion2vec.training.trainer import micro_batch_indices
 
 
 @dataclass

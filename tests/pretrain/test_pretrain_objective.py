@@ -9,8 +9,8 @@ from torch import nn
 
 from emotion2vec.errors import ConfigError
 from emotion2vec.pretrain.config import MaskConfig, ObjectiveConfig
-from emotion2vec.pretrain.data import Batch
 from emotion2vec.pretrain.objective import CollapseError, PretrainObjective
+from emotion2vec.training import Batch
 
 
 def make_batch(lengths=(16000, 16000), index=0) -> Batch:

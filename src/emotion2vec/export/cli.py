@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         import numpy as np
 
         from ..checkpoints import load_model
-        from ..pretrain.checkpointing import run_model_folder
+        from ..training.checkpointing import run_model_folder
         from .onnx import check_onnx, export_onnx
 
         source = run_model_folder(Path(args.model)) or args.model

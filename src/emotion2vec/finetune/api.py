@@ -13,12 +13,13 @@ import torch
 from ..checkpoints import load_model
 from ..errors import ConfigError
 from ..model import Emotion2vecModel
-from ..pretrain import checkpointing
-from ..pretrain.distributed import DistInfo, barrier, init_distributed
-from ..pretrain.metrics import add_file_log, remove_file_log
-from ..pretrain.seeding import derive_seed
-from ..pretrain.start import set_layerdrop
-from ..pretrain.trainer import Trainer, resolve_device
+from ..training import checkpointing
+from ..training.device import resolve_device
+from ..training.distributed import DistInfo, barrier, init_distributed
+from ..training.layerdrop import set_layerdrop
+from ..training.logfile import LOGGER, add_file_log, remove_file_log
+from ..training.seeding import derive_seed
+from ..training.trainer import Trainer
 from .config import FinetuneConfig
 from .data import LabeledBatches, index_items, label_set, load_waves, read_items
 from .objective import BEST, EarlyStop, FinetuneObjective
@@ -114,7 +115,9 @@ def finetune(
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     barrier(dist)
-    handler = add_file_log(log, run_dir / LOG_NAME, dist.is_main)
+    # the engine's lines (checkpoints, resume, skipped files) belong in the run's log too
+    loggers = [log, logging.getLogger(LOGGER)]
+    handler = add_file_log(loggers, run_dir / LOG_NAME, dist.is_main)
     try:
         checkpoint = checkpointing.resume_point(run_dir, resume)
         if not config.manifest:
@@ -227,7 +230,7 @@ def finetune(
         if finished and dist.is_main:
             best = run_dir / BEST
             if valid is not None and (best / "config.json").is_file():
-                final = checkpointing._write_dir_atomically(
+                final = checkpointing.write_dir_atomically(
                     run_dir / checkpointing.FINAL,
                     lambda tmp: shutil.copytree(best, tmp, dirs_exist_ok=True),
                 )
@@ -247,4 +250,4 @@ def finetune(
             metrics=fit_metrics,
         )
     finally:
-        remove_file_log(log, handler)
+        remove_file_log(loggers, handler)

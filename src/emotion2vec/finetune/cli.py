@@ -24,7 +24,7 @@ from ..pretrain.command import (
     starting_config,
 )
 
-LOGGERS = ("emotion2vec.finetune", "emotion2vec.pretrain")
+LOGGERS = ("emotion2vec.finetune", "emotion2vec.training")
 
 # (flags, section ("" = top level), field, argparse kwargs)
 _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (

@@ -1,8 +1,8 @@
 """Configuration of supervised fine-tuning (an emotion classifier on top of the encoder).
 
-The optimiser, schedule and run options are the pre-training engine's own
-(:class:`~emotion2vec.pretrain.config.OptimConfig`, :class:`~emotion2vec.pretrain.config.RunConfig`,
-:class:`~emotion2vec.pretrain.config.DataConfig`); only their defaults differ.
+The optimiser, schedule, batching and run options are the training engine's own
+(:class:`~emotion2vec.training.config.OptimConfig`, :class:`~emotion2vec.training.config.RunConfig`,
+:class:`~emotion2vec.training.config.DataConfig`); only their defaults differ.
 """
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
-from ..pretrain.config import PRECISIONS, DataConfig, JsonConfig, OptimConfig, RunConfig
+from ..training.config import (
+    DataConfig,
+    JsonConfig,
+    OptimConfig,
+    RunConfig,
+    validate_data,
+    validate_optim,
+    validate_run,
+)
 
 #: What is trained: the head only, the head + the top N blocks, or everything.
 TRAIN_MODES = ("head", "top", "all")
@@ -99,7 +107,7 @@ class FinetuneConfig(JsonConfig):
     valid_batch_seconds: float = 60.0
     """Padded audio seconds per validation batch."""
     data: DataConfig = field(default_factory=_data_defaults)
-    """Audio batching of the training set (the pre-training data pipeline)."""
+    """Audio batching of the training set (the engine's, :mod:`emotion2vec.training.batches`)."""
     optim: OptimConfig = field(default_factory=_optim_defaults)
     """Optimizer and schedule."""
     run: RunConfig = field(default_factory=_run_defaults)
@@ -137,7 +145,6 @@ class FinetuneConfig(JsonConfig):
 
     def validate(self) -> None:
         """Raise ConfigError naming the field when a value cannot work."""
-        d, p, r = self.data, self.optim, self.run
 
         def need(ok: bool, message: str) -> None:
             if not ok:
@@ -154,20 +161,6 @@ class FinetuneConfig(JsonConfig):
         need(self.patience is None or self.patience >= 1, "patience must be >= 1")
         need(self.valid_batch_seconds > 0, "valid_batch_seconds must be > 0")
         need(len(set(self.labels)) == len(self.labels), "labels must be distinct")
-        need(d.min_samples >= 400, "data.min_samples must be >= 400 (one frame)")
-        need(d.max_samples >= d.min_samples, "data.max_samples must be >= data.min_samples")
-        need(d.max_tokens > 0, "data.max_tokens must be > 0")
-        need(d.max_batch_size is None or d.max_batch_size >= 1, "data.max_batch_size must be >= 1")
-        need(d.workers >= 1 and d.prefetch >= 1, "data.workers and data.prefetch must be >= 1")
-        need(p.lr > 0, "optim.lr must be > 0")
-        need(p.max_updates >= 1, "optim.max_updates must be >= 1")
-        need(0.0 <= p.warmup_fraction < 1.0, "optim.warmup_fraction must lie in [0, 1)")
-        need(p.warmup_updates is None or p.warmup_updates >= 0, "optim.warmup_updates must be >= 0")
-        need(p.update_freq >= 1, "optim.update_freq must be >= 1")
-        need(p.clip_norm >= 0, "optim.clip_norm must be >= 0")
-        need(r.precision in PRECISIONS, f"run.precision must be one of {PRECISIONS}")
-        need(
-            r.log_every >= 1 and r.save_every >= 1, "run.log_every and run.save_every must be >= 1"
-        )
-        need(r.keep_last >= 1, "run.keep_last must be >= 1")
-        need(r.stop_after is None or r.stop_after >= 1, "run.stop_after must be >= 1")
+        validate_data(self.data)
+        validate_optim(self.optim)
+        validate_run(self.run)

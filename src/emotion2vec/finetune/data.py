@@ -1,6 +1,6 @@
 """Labeled audio for fine-tuning: the pre-training batch pipeline with labels attached.
 
-Training batches come from :class:`emotion2vec.pretrain.data.AudioBatches` (length-bucketed
+Training batches come from the engine's :class:`emotion2vec.training.batches.AudioBatches` (length-bucketed
 micro-batches, reshuffled every epoch, numbered globally, decoded ahead in threads, each random
 choice derived from (seed, epoch, file), so a resumed run sees the same batches). A transform in
 the worker threads attaches each batch's label ids. Fine-tuning pads (``crop_to_shortest`` off
@@ -22,8 +22,8 @@ import torch
 from ..audio import SAMPLE_RATE, audio_info, load_audio
 from ..errors import AudioError, DataError
 from ..evaluate.manifest import LabeledItem, check_unique, read_manifest
-from ..pretrain.config import DataConfig
-from ..pretrain.data import AudioBatches, Batch, IndexedFile
+from ..training.batches import AudioBatches, Batch, IndexedFile
+from ..training.config import DataConfig
 
 log = logging.getLogger("emotion2vec.finetune")
 

@@ -1,6 +1,6 @@
 """The fine-tuning objective: cross-entropy of the emotion head on the utterance embedding.
 
-A plug-in of the generic engine (:class:`emotion2vec.pretrain.trainer.Trainer`): it supplies
+A plug-in of the generic engine (:class:`emotion2vec.training.Trainer`): it supplies
 the trainable module, the loss of a micro-batch (a *sum* over utterances, class-weighted when
 asked, with its matching sample size), the optimizer's parameter groups (layer-wise learning-rate
 decay), and, after updates, the validation that drives early stopping.
@@ -27,16 +27,17 @@ from ..errors import Emotion2vecError
 from ..evaluate.metrics import accuracy, unweighted_accuracy
 from ..inference import encode, plan_batches
 from ..model import Emotion2vecModel, masked_mean
-from ..pretrain.config import OptimConfig
-from ..pretrain.optim import no_weight_decay
-from ..pretrain.trainer import StepOutput
+from ..training import checkpointing
+from ..training.config import OptimConfig
+from ..training.optim import no_weight_decay
+from ..training.protocols import StepOutput
 from .config import FinetuneConfig
 from .data import LabeledBatch
 
 log = logging.getLogger("emotion2vec.finetune")
 
 VALID_LOG = "valid.jsonl"
-BEST = "best"
+BEST = checkpointing.BEST
 
 
 class EarlyStop(Emotion2vecError):  # noqa: N818 - a signal, not a failure
@@ -282,9 +283,7 @@ class FinetuneObjective:
         if improved:
             self.best_ua, self.best_step, self.bad_evals = ua, step, 0
             if self.is_main and self.run_dir is not None:
-                from ..pretrain.checkpointing import _write_dir_atomically
-
-                _write_dir_atomically(self.run_dir / BEST, self.model.save_pretrained)
+                checkpointing.save_best(self.run_dir, self.model.save_pretrained)
         else:
             self.bad_evals += 1
         if cfg.patience is not None and self.bad_evals >= cfg.patience:

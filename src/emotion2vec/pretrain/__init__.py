@@ -9,27 +9,34 @@ frame-level and an utterance-level loss (Ma et al. 2024, on data2vec 2.0's mecha
     result = pretrain(config, "runs/tiny")          # RUN_DIR/final is a normal model folder
     emotion2vec.load_model(result.final).extract("speech.wav")
 
-The engine (:mod:`.trainer`) is objective-agnostic; :mod:`.objective` is the pre-training
-plug-in. See ``docs/pretraining.md`` for the decisions on what upstream leaves open.
+The engine (:mod:`emotion2vec.training`) is objective-agnostic; :mod:`.objective` is the
+pre-training plug-in. See ``docs/pretraining.md`` for the decisions on what upstream leaves open.
+The engine's names listed here (``Trainer``, ``DistInfo``, ``OptimConfig``, ...) are
+:mod:`emotion2vec.training`'s, kept importable from here for code written before it existed.
 """
 
-from .api import PretrainResult, pretrain
-from .config import (
+from ..training import (
+    AudioBatches,
+    Batch,
     DataConfig,
-    MaskConfig,
-    ObjectiveConfig,
+    DistInfo,
+    FitResult,
+    Objective,
     OptimConfig,
-    PretrainConfig,
     RunConfig,
+    StepOutput,
+    Trainer,
+    TrainingError,
+    init_distributed,
+    read_metrics,
 )
-from .data import AudioBatches, Batch, build_index
-from .distributed import DistInfo, init_distributed
+from .api import PretrainResult, pretrain
+from .config import MaskConfig, ObjectiveConfig, PretrainConfig
+from .data import build_index
 from .ema import EmaTeacher, ema_decay_at
-from .metrics import read_metrics
 from .objective import CollapseError, MaskedStudent, PretrainObjective
 from .plots import plot_metrics
 from .start import load_start_model, prepare_model
-from .trainer import FitResult, Objective, StepOutput, Trainer, TrainingError
 
 __all__ = [
     "AudioBatches",

@@ -13,16 +13,20 @@ import torch
 from ..checkpoints import load_model
 from ..errors import ConfigError
 from ..model import Emotion2vecModel
-from . import checkpointing
+from ..training import checkpointing
+from ..training.batches import AudioBatches
+from ..training.device import resolve_device, resolve_precision
+from ..training.distributed import DistInfo, barrier, init_distributed
+from ..training.layerdrop import set_layerdrop
+from ..training.logfile import LOGGER, add_file_log, remove_file_log
+from ..training.metrics import METRICS_NAME
+from ..training.seeding import derive_seed
+from ..training.trainer import Trainer
 from .config import PretrainConfig
-from .data import AudioBatches, DataIndex, build_index, load_index, save_index
-from .distributed import DistInfo, barrier, init_distributed
-from .metrics import METRICS_NAME, add_file_log, remove_file_log
+from .data import DataIndex, build_index, load_index, save_index
 from .objective import PretrainObjective
 from .plots import PLOT_NAME, plot_metrics
-from .seeding import derive_seed
-from .start import prepare_start, set_layerdrop
-from .trainer import Trainer, resolve_device, resolve_precision
+from .start import prepare_start
 
 log = logging.getLogger("emotion2vec.pretrain")
 
@@ -128,7 +132,9 @@ def pretrain(
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     barrier(dist)
-    handler = add_file_log(log, run_dir / LOG_NAME, dist.is_main)
+    # the engine's lines (checkpoints, resume, skipped files) belong in the run's log too
+    loggers = [log, logging.getLogger(LOGGER)]
+    handler = add_file_log(loggers, run_dir / LOG_NAME, dist.is_main)
     try:
         checkpoint = checkpointing.resume_point(run_dir, resume)
         if dist.is_main:
@@ -204,4 +210,4 @@ def pretrain(
             metrics=fit.last_metrics,
         )
     finally:
-        remove_file_log(log, handler)
+        remove_file_log(loggers, handler)

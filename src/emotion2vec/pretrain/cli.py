@@ -20,7 +20,7 @@ from pathlib import Path
 from ..argtypes import positive_int
 from .command import add_config_options, run_training, standalone_main, starting_config
 
-LOGGERS = ("emotion2vec.pretrain",)
+LOGGERS = ("emotion2vec.pretrain", "emotion2vec.training")
 
 # (flags, section ("" = top level), field, argparse kwargs)
 _OPTIONS: tuple[tuple[tuple[str, ...], str, str, dict], ...] = (
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
 
     def train():
         if args.plot_only:
-            from .metrics import METRICS_NAME
+            from ..training.metrics import METRICS_NAME
             from .plots import PLOT_NAME, plot_metrics
 
             return plot_metrics(Path(args.out) / METRICS_NAME, Path(args.out) / PLOT_NAME)

@@ -99,7 +99,7 @@ def run_training(
     usage or input error (:class:`Emotion2vecError`) exits 2, Ctrl-C exits 130 with a hint.
     """
     from ..errors import Emotion2vecError
-    from .trainer import TrainingError
+    from ..training.trainer import TrainingError
 
     handlers = console_logging(logger_names, quiet)
     try:

@@ -4,54 +4,35 @@ Defaults are the settings of the authors' own run behind emotion2vec_base: their
 ``audio_base_ls_cp_iemocap_meld_cmumosei_msppodcast_mead_cls.sh`` and the configs and code it
 uses in github ddlBoJack/fairseq, branch ``emotion2vec`` (commit 47cc7d53). Where we offer
 something else it is a named option; ``docs/pretraining.md`` opens with the table of every
-setting. :class:`OptimConfig` and :class:`RunConfig` are generic: the training engine
-(:mod:`emotion2vec.pretrain.trainer`) reads only those two, so fine-tuning reuses them.
+setting. The sections the training engine reads (:class:`DataConfig`, :class:`OptimConfig`,
+:class:`RunConfig`) are :mod:`emotion2vec.training.config`'s, shared with fine-tuning.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
+from ..training.config import (
+    DataConfig,
+    JsonConfig,
+    OptimConfig,
+    RunConfig,
+    validate_data,
+    validate_optim,
+    validate_run,
+)
 
 UTTERANCE_LOSSES = ("chunk", "token", "global", "none")
 UTTERANCE_WEIGHTINGS = ("sum", "mean")
 INIT_LAYOUTS = ("authors", "split", "keep")
 CHUNK_POOLINGS = ("mean", "each")
 MASK_TYPES = ("spans", "block")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: ``--preset`` names; "base" is emotion2vec_base, any name of :data:`emotion2vec.config.PRESETS`
 #: also works.
 PRESET_ALIASES = {"base": "emotion2vec_base", "tiny": "tiny"}
-
-
-@dataclass(kw_only=True)
-class DataConfig:
-    """Unlabeled audio and how it is cut into batches."""
-
-    paths: tuple[str, ...] = ()
-    """Audio directories (searched recursively), audio files or manifests (csv/tsv/jsonl/txt)."""
-    min_samples: int = 8_000
-    """Files shorter than this (16 kHz samples) are not used (the run: ``min_sample_size=8000``,
-    0.5 s)."""
-    max_samples: int = 320_000
-    """Longer files are randomly cropped to this many samples (data2vec 2.0: ``max_sample_size``)."""
-    max_tokens: int = 600_000
-    """Padded input samples per micro-batch and process, before cloning (the run: 600000 per
-    GPU; x 4 GPUs x update_freq 6 = 14.4 M samples, 15 min of audio, per update)."""
-    max_batch_size: int | None = None
-    """Optional cap on utterances per micro-batch."""
-    crop_to_shortest: bool = True
-    """Crop every utterance of a batch, at a random offset, to the batch's shortest (fairseq's
-    ``pad=False``), so batches carry no padding; False pads to the longest instead."""
-    workers: int = 2
-    """Background threads decoding audio ahead of the model."""
-    prefetch: int = 4
-    """Micro-batches decoded ahead of the one being trained on."""
 
 
 @dataclass(kw_only=True)
@@ -139,90 +120,6 @@ class ObjectiveConfig:
     fairseq restores it); False copies the student."""
 
 
-@dataclass(kw_only=True)
-class OptimConfig:
-    """Adam with decoupled weight decay, cosine schedule with warm-up, clipping and accumulation
-    (generic)."""
-
-    lr: float = 7.5e-5
-    """Peak learning rate (paper)."""
-    betas: tuple[float, float] = (0.9, 0.98)
-    """Adam betas (data2vec 2.0)."""
-    eps: float = 1e-6
-    """Adam epsilon (data2vec 2.0)."""
-    weight_decay: float = 0.01
-    """Decoupled weight decay (fairseq's ``adam``, AdamW-style)."""
-    adam: str = "fairseq"
-    """"fairseq" (the runs' Adam: eps added before the bias correction) or "torch" (AdamW)."""
-    decay_all: bool = True
-    """Weight decay on every parameter (the run: fairseq's plain ``adam`` ignores data2vec 2.0's
-    per-parameter overrides); False exempts biases, norms (1-D parameters) and the ALiBi scale."""
-    max_updates: int = 100_000
-    """Length of the schedule in optimizer updates (template ``max_update``)."""
-    warmup_fraction: float = 0.05
-    """Linear warm-up over this fraction of ``max_updates`` (the run: 5,000 of 100,000)."""
-    warmup_updates: int | None = None
-    """Warm-up length in updates; overrides ``warmup_fraction`` when set."""
-    final_lr_ratio: float = 0.0
-    """The cosine decays to ``lr * final_lr_ratio``."""
-    clip_norm: float = 0.0
-    """Clip the global gradient norm to this (0: no clipping, the run's ``clip_norm``)."""
-    update_freq: int = 1
-    """Micro-batches accumulated per update (per process)."""
-
-
-@dataclass(kw_only=True)
-class RunConfig:
-    """Where and how the engine runs (generic)."""
-
-    device: str = "auto"
-    """"auto" (the local GPU if there is one), "cpu", "cuda" or "cuda:N"."""
-    precision: str = "auto"
-    """"auto" (fp32 on CPU, fp16 with loss scaling on GPUs, as the run), "fp32", "bf16", "fp16"."""
-    seed: int = 1
-    """Seed of everything random; each micro-batch reseeds from (seed, its global index)."""
-    threads: int | None = None
-    """CPU threads for torch (None: torch's default)."""
-    log_every: int = 10
-    """Write a metrics line every this many updates."""
-    save_every: int = 1_000
-    """Checkpoint every this many updates (and always at the end)."""
-    keep_last: int = 3
-    """Checkpoints kept; older ones are deleted."""
-    tensorboard: bool = False
-    """Also write TensorBoard event files (needs the ``tensorboard`` package)."""
-    progress: bool | None = None
-    """Progress bar: None shows it on a terminal only."""
-    plot: bool = True
-    """Draw ``RUN_DIR/loss.png`` at the end (and at checkpoints, at most every 5 minutes)."""
-    stop_after: int | None = None
-    """Stop (with a checkpoint) after this update without changing the schedule; resume later."""
-
-
-class JsonConfig:
-    """``save``/``load`` as JSON for a config class with ``to_dict``/``from_dict``; ``KIND``
-    names it in errors."""
-
-    KIND = "config"
-
-    def save(self, path: str | Path) -> None:
-        """Write as JSON (atomically)."""
-        from ..atomic import write_text
-
-        write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path):
-        """Read a JSON file written by :meth:`save`."""
-        try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: cannot read {cls.KIND} ({exc})") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: expected a JSON object")
-        return cls.from_dict(doc)
-
-
 #: What fields added with the authors' recipe meant before it (for configs stored by older runs).
 LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
     "objective": {"utterance_weighting": "mean", "utterance_reads_dropout": False},
@@ -294,17 +191,13 @@ class PretrainConfig(JsonConfig):
 
     def validate(self) -> None:
         """Raise ConfigError naming the field when a value cannot work."""
-        d, m, o, p, r = self.data, self.masking, self.objective, self.optim, self.run
+        m, o = self.masking, self.objective
 
         def need(ok: bool, message: str) -> None:
             if not ok:
                 raise ConfigError(message)
 
-        need(d.min_samples >= 400, "data.min_samples must be >= 400 (one frame)")
-        need(d.max_samples >= d.min_samples, "data.max_samples must be >= data.min_samples")
-        need(d.max_tokens > 0, "data.max_tokens must be > 0")
-        need(d.max_batch_size is None or d.max_batch_size >= 1, "data.max_batch_size must be >= 1")
-        need(d.workers >= 1 and d.prefetch >= 1, "data.workers and data.prefetch must be >= 1")
+        validate_data(self.data)
         need(0.0 < m.mask_prob < 1.0, "masking.mask_prob must lie in (0, 1)")
         need(m.mask_length >= 1, "masking.mask_length must be >= 1")
         need(m.min_masks >= 0, "masking.min_masks must be >= 0")
@@ -334,17 +227,6 @@ class PretrainConfig(JsonConfig):
         need(o.init_layout in INIT_LAYOUTS, f"objective.init_layout must be one of {INIT_LAYOUTS}")
         need(o.init_context_depth >= 0, "objective.init_context_depth must be >= 0")
         need(o.init_depth >= 1, "objective.init_depth must be >= 1")
-        need(p.lr > 0, "optim.lr must be > 0")
-        need(p.max_updates >= 1, "optim.max_updates must be >= 1")
-        need(0.0 <= p.warmup_fraction < 1.0, "optim.warmup_fraction must lie in [0, 1)")
-        need(p.warmup_updates is None or p.warmup_updates >= 0, "optim.warmup_updates must be >= 0")
-        need(p.update_freq >= 1, "optim.update_freq must be >= 1")
-        need(p.adam in ("fairseq", "torch"), "optim.adam must be 'fairseq' or 'torch'")
-        need(p.clip_norm >= 0, "optim.clip_norm must be >= 0")
-        need(r.precision in PRECISIONS, f"run.precision must be one of {PRECISIONS}")
-        need(
-            r.log_every >= 1 and r.save_every >= 1, "run.log_every and run.save_every must be >= 1"
-        )
-        need(r.keep_last >= 1, "run.keep_last must be >= 1")
-        need(r.stop_after is None or r.stop_after >= 1, "run.stop_after must be >= 1")
+        validate_optim(self.optim)
+        validate_run(self.run)
         need(self.layerdrop is None or 0.0 <= self.layerdrop < 1.0, "layerdrop must lie in [0, 1)")

@@ -35,8 +35,11 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..model import Emotion2vecModel, masked_mean
+from ..training.batches import Batch
+from ..training.protocols import StepOutput
+from ..training.seeding import derive_seed, generator
+from ..training.trainer import TrainingError
 from .config import MaskConfig, ObjectiveConfig
-from .data import Batch
 from .ema import EmaTeacher, ema_decay_at
 from .losses import (
     loss_scale,
@@ -47,8 +50,6 @@ from .losses import (
     utterance_prediction,
 )
 from .masking import compute_mask, keep_indices
-from .seeding import derive_seed, generator
-from .trainer import StepOutput, TrainingError
 
 log = logging.getLogger("emotion2vec.pretrain")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write
 from ..errors import ConfigError
-from .metrics import read_metrics
+from ..training.metrics import read_metrics
 
 PLOT_NAME = "loss.png"
 

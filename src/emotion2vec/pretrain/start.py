@@ -23,10 +23,11 @@ from ..checkpoints.official import (
     unwrap_state_dict,
 )
 from ..checkpoints.safe_load import load_pt, load_state_strict
-from ..config import DecoderConfig, ModelConfig, preset
+from ..config import DecoderConfig, preset
 from ..errors import CheckpointError
 from ..model import Emotion2vecModel
-from .checkpointing import run_model_folder
+from ..training.checkpointing import run_model_folder
+from ..training.layerdrop import set_layerdrop
 from .config import PRESET_ALIASES, PretrainConfig
 
 log = logging.getLogger("emotion2vec.pretrain")
@@ -279,13 +280,6 @@ def add_decoder(model: Emotion2vecModel, decoder: DecoderConfig | None = None) -
     if unexpected or any(not k.startswith("decoder.") for k in missing):
         raise CheckpointError(f"cannot add a decoder: missing {missing}, unexpected {unexpected}")
     return fresh
-
-
-def set_layerdrop(config: ModelConfig, layerdrop: float | None) -> None:
-    """Override the layer drop of both block stacks (training only; kept in the saved config)."""
-    if layerdrop is not None:
-        config.encoder.layerdrop = layerdrop
-        config.encoder.context_layerdrop = layerdrop
 
 
 def prepare_start(config: PretrainConfig, model: Emotion2vecModel | None = None) -> StartPoint:

@@ -1,4 +1,5 @@
-"""Run folders: checkpoints written atomically, the ``last`` pointer, pruning, the final model.
+"""Run folders: checkpoints written atomically, the ``last`` pointer, pruning, the best and the
+final model.
 
 Layout::
 
@@ -7,10 +8,14 @@ Layout::
     RUN_DIR/checkpoints/step_0001000/trainer_state.pt   optimizer, schedule, objective, RNG,
                                                          data position, step (plain containers)
     RUN_DIR/checkpoints/last                             text file: "step_0001000"
+    RUN_DIR/best/                                        the best model so far on validation
+                                                         (runs that validate: fine-tuning)
     RUN_DIR/final/                                       the final model folder
 
 A checkpoint folder is written under a temporary name and renamed into place, then ``last`` is
-replaced atomically, so a crash at any moment leaves the previous checkpoint usable.
+replaced atomically, so a crash at any moment leaves the previous checkpoint usable. Trainer
+states hold only tensors and plain containers (``torch.load(weights_only=True)``), never pickled
+classes, so moving a class between modules never breaks the resume of an older run.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..errors import CheckpointError, ConfigError
 
 CHECKPOINTS = "checkpoints"
 LAST = "last"
+BEST = "best"
 FINAL = "final"
 STATE_NAME = "trainer_state.pt"
 _STEP_RE = re.compile(r"step_(\d+)\Z")
@@ -40,7 +46,10 @@ def step_dir_name(step: int) -> str:
     return f"step_{step:07d}"
 
 
-def _write_dir_atomically(target: Path, fill: Callable[[Path], None]) -> Path:
+def write_dir_atomically(target: Path, fill: Callable[[Path], None]) -> Path:
+    """Call ``fill(tmp)`` on a fresh temporary folder next to ``target``, then move it into
+    place (replacing an existing ``target``). Returns ``target``; on failure only the temporary
+    folder is removed and an existing ``target`` stays as it was."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -88,7 +97,7 @@ def save_checkpoint(
         save_model(tmp)
         torch.save(state, tmp / STATE_NAME)
 
-    folder = _write_dir_atomically(run_dir / CHECKPOINTS / name, fill)
+    folder = write_dir_atomically(run_dir / CHECKPOINTS / name, fill)
     write_text(run_dir / CHECKPOINTS / LAST, name + "\n")
     for _, old in list_checkpoints(run_dir)[:-keep_last]:
         if old != folder:
@@ -98,7 +107,12 @@ def save_checkpoint(
 
 def save_final(run_dir: Path, save_model: Callable[[Path], None]) -> Path:
     """Write ``RUN_DIR/final`` (a model folder) atomically."""
-    return _write_dir_atomically(Path(run_dir) / FINAL, save_model)
+    return write_dir_atomically(Path(run_dir) / FINAL, save_model)
+
+
+def save_best(run_dir: Path, save_model: Callable[[Path], None]) -> Path:
+    """Write ``RUN_DIR/best`` (a model folder) atomically."""
+    return write_dir_atomically(Path(run_dir) / BEST, save_model)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

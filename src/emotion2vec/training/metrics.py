@@ -4,7 +4,6 @@ TensorBoard event files in ``RUN_DIR/tensorboard``)."""
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -13,26 +12,6 @@ from ..atomic import write_text
 from ..errors import ConfigError
 
 METRICS_NAME = "metrics.jsonl"
-
-
-def add_file_log(logger: logging.Logger, path: Path, enabled: bool) -> logging.Handler | None:
-    """Also write ``logger``'s INFO lines to ``path`` (the run's text log) when ``enabled``
-    (rank 0); undo with :func:`remove_file_log`."""
-    if logger.level == logging.NOTSET or logger.level > logging.INFO:
-        logger.setLevel(logging.INFO)
-    if not enabled:
-        return None
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    return handler
-
-
-def remove_file_log(logger: logging.Logger, handler: logging.Handler | None) -> None:
-    """Detach and close a handler of :func:`add_file_log`."""
-    if handler is not None:
-        logger.removeHandler(handler)
-        handler.close()
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -1,9 +1,9 @@
 """The training engine: accumulate, scale, clip, step, checkpoint, resume, log.
 
-It knows nothing about emotion2vec's objective. An :class:`Objective` supplies the trainable
-module, computes a loss on a batch and does whatever follows an update (pre-training: the EMA
-teacher step); a batch source supplies numbered micro-batches. Pre-training and fine-tuning
-share this engine.
+It knows nothing about emotion2vec's objectives. An :class:`~.protocols.Objective` supplies the
+trainable module, computes a loss on a batch and does whatever follows an update (pre-training:
+the EMA teacher step); a :class:`~.protocols.BatchSource` supplies numbered micro-batches.
+Pre-training and fine-tuning share this engine.
 
 Loss normalisation (fairseq's): an objective returns a *sum* of per-sample losses and its sample
 size. Gradients of the sums are accumulated over the micro-batches of an update and summed over
@@ -22,85 +22,34 @@ import contextlib
 import inspect
 import logging
 import math
-import signal
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-from torch import nn
 
-from ..devices import checked_device
-from ..errors import ConfigError, Emotion2vecError
+from ..errors import Emotion2vecError
 from . import checkpointing
 from .config import OptimConfig, RunConfig
+from .device import resolve_device, resolve_precision
 from .distributed import DistInfo, all_reduce_sum, barrier
+from .logfile import LOGGER
 from .metrics import MetricsLogger
-from .optim import build_optimizer, lr_at, set_lr
+from .optim import build_optimizer, set_lr
+from .protocols import BatchSource, Objective
+from .schedule import lr_at
 from .seeding import derive_seed, rng_state, seed_everything, set_rng_state
+from .stop import StopRequest
 
-log = logging.getLogger("emotion2vec.pretrain")
+log = logging.getLogger(LOGGER)
 
 STATE_VERSION = 1
 
 
 class TrainingError(Emotion2vecError):
     """Training cannot continue (non-finite gradients, collapse, inconsistent resume)."""
-
-
-@dataclass
-class StepOutput:
-    """What an objective returns for one micro-batch."""
-
-    loss: torch.Tensor
-    """Scalar *sum* of per-sample losses (the engine divides by the total sample size)."""
-    sample_size: float
-    """What ``loss`` sums over (pre-training: masked frames)."""
-    stats: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-    """name -> (sum, count): logged as sum / count over the update (tensors or numbers)."""
-
-
-class Objective(Protocol):
-    """What the engine needs from a training objective."""
-
-    module: nn.Module
-    """The trainable module: moved to the device, wrapped in DDP, optimised, checkpointed."""
-    stat_names: tuple[str, ...]
-    """Names of the stats every :meth:`step` reports (the same on every process)."""
-
-    def to(self, device: torch.device) -> None:
-        """Move everything (including non-trainable parts) to ``device``."""
-
-    def step(self, module: nn.Module, batch: Any) -> StepOutput:
-        """Loss of one micro-batch; call ``module`` (maybe DDP-wrapped) for the forward pass."""
-
-    def after_update(self, step: int) -> dict[str, float]:
-        """Called after optimizer update number ``step`` (1-based); returns values to log."""
-
-    def check(self, stats: Mapping[str, float], step: int) -> None:
-        """Raise to stop training (e.g. collapse), given the update's reduced stats."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """Objective state beyond the module's weights (plain tensors and containers)."""
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`state_dict`."""
-
-    def save_model(self, directory: Path) -> None:
-        """Write the model folder of a checkpoint (loadable by ``emotion2vec.load_model``)."""
-
-
-class BatchSource(Protocol):
-    """Numbered micro-batches (each with ``.index``, ``.audio_seconds`` and ``.to(device)``)."""
-
-    def iterate(self, indices: Iterable[int]) -> Iterator[Any]:
-        """Batches for ``indices``, in order."""
-
-    def epoch_of(self, index: int) -> float:
-        """Fractional epoch of micro-batch ``index``."""
 
 
 @dataclass
@@ -131,59 +80,6 @@ def micro_batch_indices(
         for k in range(update_freq):
             yield position + k * world_size + rank
         position += world_size * update_freq
-
-
-def resolve_device(name: str, dist: DistInfo) -> torch.device:
-    """Device for "auto": this process's GPU if there is one, else the CPU."""
-    if name == "auto":
-        return torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
-    device = checked_device(name)
-    if device.type == "cuda":
-        if device.index is None:
-            device = torch.device(f"cuda:{dist.local_rank}")
-    return device
-
-
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype (None: plain fp32); "auto" is fp32 on CPU and fp16 (with dynamic loss
-    scaling) on GPUs, the precision of the authors' runs (fairseq ``fp16: true``)."""
-    if name == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.float16
-    if name == "fp32":
-        return None
-    if name == "fp16" and device.type != "cuda":
-        raise ConfigError("fp16 autocast needs a GPU; use fp32 (or bf16) on the CPU")
-    return torch.bfloat16 if name == "bf16" else torch.float16
-
-
-class _StopRequest:
-    """SIGINT/SIGTERM ask for a clean stop at the next update boundary (a second SIGINT
-    interrupts at once)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-        log.warning(
-            "stop requested: finishing this update and writing a checkpoint "
-            "(resume with --resume; press Ctrl-C again to abort now)"
-        )
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class Trainer:
@@ -439,7 +335,7 @@ class Trainer:
         batches_iter = self.source.iterate(self._indices())
         stopped = False
         try:
-            with _StopRequest() as stop_request:
+            with StopRequest() as stop_request:
                 while self.step < target:
                     batches = [next(batches_iter) for _ in range(optim.update_freq)]
                     reduced = self._train_update(batches, stop_request.requested)

@@ -28,7 +28,7 @@ from emotion2vec.atomic import write_text
 from emotion2vec.evaluate.folds import predefined_folds
 from emotion2vec.evaluate.manifest import read_manifest, write_manifest
 from emotion2vec.evaluate.metrics import aggregate_folds, classification_metrics
-from emotion2vec.finetune.cli import main as finetune_main
+from emotion2vec.cli.train import finetune_main
 
 METRICS = ("wa", "ua", "macro_f1", "weighted_f1")
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from emotion2vec import load_model
 from emotion2vec.atomic import write_text
+from emotion2vec.cli.train import finetune_main
 from emotion2vec.evaluate.folds import predefined_folds
 from emotion2vec.evaluate.manifest import read_manifest, write_manifest
 from emotion2vec.evaluate.metrics import aggregate_folds, classification_metrics
-from emotion2vec.finetune.cli import main as finetune_main
 
 METRICS = ("wa", "ua", "macro_f1", "weighted_f1")
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             write_manifest(parts[part], fold_dir / f"{part}.csv", relative=False)
         run_dir = fold_dir / "run"
         resume = (run_dir / "checkpoints").is_dir()
-        command = ["--manifest", str(fold_dir / "train.csv"), "--out", str(run_dir)]
+        command = ["--manifest", str(fold_dir / "train.csv"), "--output", str(run_dir)]
         if parts["valid"]:
             command += ["--valid", str(fold_dir / "valid.csv")]
         command += ["--resume"] if resume else passthrough

@@ -48,7 +48,7 @@ def pretrain(args, variant: str, seed: int) -> Path:
         str(args.data / "audio"),
         "--preset",
         "tiny",
-        "--out",
+        "--output",
         str(out),
         "--utterance-loss",
         variant,
@@ -76,7 +76,7 @@ def pretrain(args, variant: str, seed: int) -> Path:
             "-m",
             "emotion2vec",
             "pretrain",
-            "--out",
+            "--output",
             str(out),
             "--resume",
             "--quiet",
@@ -122,7 +122,7 @@ def probe(args, model: Path, name: str) -> dict:
             "--threads",
             "1",
             "--quiet",
-            "--out",
+            "--output",
             str(out),
         ]
         run(cmd, args.out / f"probe_{name}.log")

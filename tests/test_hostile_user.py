@@ -316,7 +316,7 @@ def test_mistyped_option_is_not_reported_as_a_missing_required_one(models, clips
     with pytest.raises(SystemExit):
         main(["extract", str(clips), "-m", str(models[0]), "--output-dri", str(tmp_path / "f")])
     err = capsys.readouterr().err
-    assert "did you mean --output-dir?" in err and "required" not in err
+    assert "did you mean --output?" in err and "required" not in err
 
 
 def test_outputs_honour_the_umask(models, clips, tmp_path):
@@ -402,7 +402,7 @@ def test_binary_manifest_is_one_line(tmp_path, capsys, models):
             str(manifest),
             "--model",
             str(models[0]),
-            "--out",
+            "--output",
             str(tmp_path / "p"),
             "--protocol",
             "predefined",

@@ -36,6 +36,11 @@ class OutputError(Emotion2vecError):
     folder is needed, an input named as the output). Work finished before it is kept."""
 
 
+class MismatchError(Emotion2vecError):
+    """A result failed its check against the reference (an exported ONNX graph whose outputs
+    differ from PyTorch's beyond the tolerance)."""
+
+
 class OutputConflictError(Emotion2vecError):
     """An existing output was made by something else (another model, granularity, window or
     label set), or another process is writing it: resuming would mix results."""

@@ -1,9 +1,8 @@
-"""End to end: `probe` and `plot` through add_parsers/run on a fake corpus of tones with a
+"""End to end: `probe` and `plot` through the CLI's main on a fake corpus of tones with a
 micro random model; report files, cache reuse across runs, baselines, conversation."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import types
@@ -13,7 +12,8 @@ import pytest
 import torch
 from eval_fakes import make_corpus, micro_model
 
-from emotion2vec.evaluate.cli import add_parsers, make_folds, run
+from emotion2vec.cli import main
+from emotion2vec.evaluate.folds import make_folds
 from emotion2vec.evaluate.manifest import read_manifest
 
 
@@ -35,9 +35,7 @@ def setup(tmp_path_factory):
 
 
 def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="emotion2vec")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args([str(a) for a in argv]))
+    return main([str(a) for a in argv])
 
 
 def probe(setup, out, *extra):
@@ -47,7 +45,7 @@ def probe(setup, out, *extra):
         setup["manifest"],
         "--cache-dir",
         setup["cache"],
-        "--out",
+        "--output",
         out,
         "--quiet",
         *extra,
@@ -133,7 +131,7 @@ def test_conversation_task_runs_a_gru_over_previous_turns(setup, tmp_path):
 def test_probe_errors_are_reported_not_raised(setup, tmp_path, capsys):
     assert probe(setup, tmp_path / "x", "--model", setup["model"], "--protocol", "bogus") == 2
     assert "unknown --protocol" in capsys.readouterr().err
-    rc = probe(setup, tmp_path / "x", "--protocol", "loso")
+    rc = probe(setup, tmp_path / "x", "--protocol", "loso", "--model", "m", "--features", "logmel")
     assert rc == 2 and "--model and --features" in capsys.readouterr().err
 
 

@@ -6,14 +6,16 @@ import logging
 
 import pytest
 
-from emotion2vec.errors import ConfigError, Emotion2vecError
-from emotion2vec.pretrain.command import (
+from emotion2vec.cli.exit_codes import (
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_TRAINING_FAILED,
+    EXIT_OUTPUT,
     EXIT_USAGE,
-    run_training,
+    guarded,
 )
+from emotion2vec.cli.train import run_training
+from emotion2vec.errors import ConfigError, Emotion2vecError, OutputError
 from emotion2vec.training import TrainingError, checkpointing
 from emotion2vec.training.logfile import add_file_log, remove_file_log
 
@@ -40,8 +42,9 @@ def test_resume_point_refuses_empty_resume_and_mixing_runs(tmp_path):
     ("raised", "code", "message"),
     [
         (None, EXIT_OK, "done: 7"),
-        (TrainingError("target variance collapsed"), EXIT_TRAINING_FAILED, "training stopped"),
+        (TrainingError("target variance collapsed"), EXIT_FAILED, "training stopped"),
         (Emotion2vecError("bad manifest"), EXIT_USAGE, "error: bad manifest"),
+        (OutputError("disk full"), EXIT_OUTPUT, "error: disk full"),
         (KeyboardInterrupt(), EXIT_INTERRUPTED, "resume with --resume"),
     ],
 )
@@ -54,7 +57,10 @@ def test_run_training_maps_outcomes_to_exit_codes(capsys, raised, code, message)
             raise raised
         return 7
 
-    assert run_training("pretrain", [logger_name], False, train, lambda r: f"done: {r}") == code
+    def run():
+        return run_training([logger_name], False, train, lambda r: f"done: {r}")
+
+    assert guarded("pretrain", run, "resume with --resume") == code
     err = capsys.readouterr().err
     assert message in err
     assert "inside the run" in err
@@ -66,9 +72,7 @@ def test_quiet_run_prints_nothing_but_the_file_log_gets_info(tmp_path, capsys):
     logger = logging.getLogger("emotion2vec.test_command_quiet")
     handler = add_file_log(logger, tmp_path / "train.log", enabled=True)
     try:
-        code = run_training(
-            "finetune", [logger.name], True, lambda: logger.info("step 1") or 1, str
-        )
+        code = run_training([logger.name], True, lambda: logger.info("step 1") or 1, str)
     finally:
         remove_file_log(logger, handler)
     assert code == EXIT_OK

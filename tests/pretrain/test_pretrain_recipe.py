@@ -80,16 +80,17 @@ def test_docs_open_with_the_recipe_table():
 def test_cli_preset_starts_from_the_recipe(tmp_path):
     import argparse
 
-    from emotion2vec.pretrain.cli import build_config, configure_parser
+    from emotion2vec.cli.train import configure_pretrain
+    from emotion2vec.cli.train import pretrain_config as build_config
 
-    parser = configure_parser(argparse.ArgumentParser())
+    parser = configure_pretrain(argparse.ArgumentParser())
     args = parser.parse_args(
-        ["--data", "x", "--out", str(tmp_path), "--preset", "tiny", "--lr", "1e-3"]
+        ["--data", "x", "--output", str(tmp_path), "--preset", "tiny", "--lr", "1e-3"]
     )
     config = build_config(args)
     assert (
         config.preset == "tiny" and config.data.max_tokens == recipe_config("tiny").data.max_tokens
     )
     assert config.optim.lr == 1e-3  # options override the preset
-    args = parser.parse_args(["--data", "x", "--out", str(tmp_path)])
+    args = parser.parse_args(["--data", "x", "--output", str(tmp_path)])
     assert build_config(args).optim.clip_norm == 0.0

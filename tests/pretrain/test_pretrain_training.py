@@ -213,36 +213,30 @@ def test_start_from_a_previous_run(tmp_path, corpus):
 
 
 def test_cli(tmp_path, corpus, capsys):
-    import argparse
+    from emotion2vec.cli import main
 
-    from emotion2vec.pretrain.cli import add_parser, run
-
-    parser = argparse.ArgumentParser(prog="emotion2vec")
-    add_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "run"
     micro_model(4).save_pretrained(tmp_path / "micro")
     common = ["--min-samples", "8000", "--max-samples", "16000", "--max-tokens", "48000"]
-    args = parser.parse_args(
+    argv = (
         ["pretrain", "--data", str(corpus), "--init", str(tmp_path / "micro"), "--out", str(out)]
         + ["--quiet"]
         + common
         + ["--clone-batch", "1", "--max-updates", "2", "--stop-after", "1", "--device", "cpu"]
         + ["--utterance-loss", "token", "--threads", "1", "--workers", "1", "--no-plot"]
     )
-    assert run(args) == 0
+    assert main(argv) == 0
     stored = json.loads((out / "pretrain_config.json").read_text())
     assert stored["init"] == str(tmp_path / "micro")
     assert stored["objective"]["utterance_loss"] == "token"
     assert stored["data"]["paths"] == [str(corpus)]
     # resume reads the stored config; only the given options change
-    args = parser.parse_args(["pretrain", "--out", str(out), "--resume", "--quiet", "--no-plot"])
-    assert run(args) == 0
+    assert main(["pretrain", "--output", str(out), "--resume", "--quiet", "--no-plot"]) == 0
     model = emotion2vec.load_model(out / "final")
     assert model.config.encoder.embed_dim == 64
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2]
-    args = parser.parse_args(["pretrain", "--out", str(out), "--plot-only", "--quiet"])
-    assert run(args) == 0 and (out / "loss.png").is_file()
+    assert main(["pretrain", "-o", str(out), "--plot-only", "--quiet"]) == 0
+    assert (out / "loss.png").is_file()
     # usage errors are reported, not raised
-    args = parser.parse_args(["pretrain", "--out", str(tmp_path / "x"), "--quiet"])
-    assert run(args) == 2
+    assert main(["pretrain", "--output", str(tmp_path / "x"), "--quiet"]) == 2
     assert "--data is required" in capsys.readouterr().err

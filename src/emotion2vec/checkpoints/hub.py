@@ -99,5 +99,7 @@ def resolve(
         + "\n  ".join(errors)
         + "\nWithout network access, download the model folder elsewhere (for example with "
         f"`huggingface-cli download {_HF_ORG}/{base} --local-dir {base}`), copy it here and pass "
-        f"the folder: emotion2vec.load_model('path/to/{base}') or --model path/to/{base}"
+        f"the folder: emotion2vec.load_model('path/to/{base}'), or on the command line "
+        f"--model path/to/{base} (or EMOTION2VEC_MODEL=path/to/{base} for every command); "
+        f"`emotion2vec convert path/to/{base} my_model/` turns it into our format once"
     )

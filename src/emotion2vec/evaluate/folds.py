@@ -43,6 +43,7 @@ __all__ = [
     "leave_one_session_out",
     "leave_one_speaker_out",
     "load_folds",
+    "make_folds",
     "predefined_folds",
     "predefined_split",
     "save_folds",
@@ -508,6 +509,49 @@ def predefined_split(
     return [
         Fold("split", "predefined_split", train, valid_idx, test, strategy, tuple(notes + more))
     ]
+
+
+#: Protocol names of :func:`make_folds` (``kfold:K`` takes the number of folds).
+PROTOCOLS = ("loso", "lospk", "kfold:K", "predefined")
+
+
+def make_folds(
+    items: Sequence[LabeledItem],
+    protocol: str,
+    *,
+    valid: ValidMode = "speakers",
+    valid_fraction: float = 0.2,
+    valid_speakers: int | None = None,
+    seed: int = 0,
+    allow_speaker_overlap: bool = False,
+) -> list[Fold]:
+    """The folds of a protocol named as on the command line (see :data:`PROTOCOLS`): ``loso``,
+    ``lospk`` (one validation speaker unless told), ``kfold:K``, or ``predefined`` (the corpus's
+    train/dev/test split when the session values are split names, else one fold per value)."""
+    common = dict(valid=valid, valid_fraction=valid_fraction, seed=seed)
+    name = protocol.strip().lower()
+    if name == "loso":
+        return leave_one_session_out(items, valid_speakers=valid_speakers, **common)
+    if name == "lospk":
+        return leave_one_speaker_out(
+            items, valid_speakers=1 if valid_speakers is None else valid_speakers, **common
+        )
+    if name.startswith("kfold"):
+        _, _, k = name.partition(":")
+        if not k.isdigit():
+            raise DataError(f"--protocol kfold:K needs a number of folds, got {protocol!r}")
+        return speaker_kfold(items, int(k), valid_speakers=valid_speakers, **common)
+    if name == "predefined":
+        values = {str(it.session).lower() for it in items if it.session is not None}
+        by_split = bool(values) and values <= set(SPLIT_ROLES)
+        build = predefined_split if by_split else predefined_folds
+        return build(
+            items,
+            allow_speaker_overlap=allow_speaker_overlap,
+            valid_speakers=valid_speakers,
+            **common,
+        )
+    raise DataError(f"unknown --protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
 
 
 # --------------------------------------------------------------------------------------

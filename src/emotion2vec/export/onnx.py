@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..audio import NORM_EPS
-from ..errors import ConfigError, Emotion2vecError
+from ..errors import ConfigError, Emotion2vecError, MismatchError
 from ..model import Emotion2vecModel
 
 #: Default ONNX opset (LayerNormalization is native from 17 on).
@@ -278,7 +278,7 @@ def check_onnx(
 ) -> float:
     """Run the ONNX file with onnxruntime on a padded batch of ``waves`` (1-D float32 arrays)
     and compare every output against PyTorch's inference path; returns the max abs difference
-    and raises Emotion2vecError when it exceeds ``atol``."""
+    and raises MismatchError (an Emotion2vecError) when it exceeds ``atol``."""
     import numpy as np
 
     from ..inference import encode, pad_batch, scores_from_logits
@@ -298,12 +298,12 @@ def check_onnx(
         t = f.shape[1]
         worst = max(worst, float(np.abs(got[0][row, :t] - f[0].numpy()).max()))
         if int(got[1][row]) != t:
-            raise Emotion2vecError(f"frame_lengths[{row}] = {int(got[1][row])}, expected {t}")
+            raise MismatchError(f"frame_lengths[{row}] = {int(got[1][row])}, expected {t}")
     worst = max(worst, float(np.abs(got[2] - pooled[:, 0].numpy()).max()))
     if logits is not None:
         preds = scores_from_logits(logits, model.labels)
         ref = np.array([[p.scores[name] for name in OnnxForward(model).labels] for p in preds])
         worst = max(worst, float(np.abs(got[3] - ref).max()))
     if worst > atol:
-        raise Emotion2vecError(f"{path}: ONNX differs from PyTorch by {worst:.3g} > {atol:g}")
+        raise MismatchError(f"{path}: ONNX differs from PyTorch by {worst:.3g} > {atol:g}")
     return worst

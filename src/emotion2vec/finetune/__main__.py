@@ -1,7 +1,8 @@
-"""``python -m emotion2vec.finetune`` (e.g. under torchrun)."""
+"""``python -m emotion2vec.finetune`` (e.g. under torchrun): the options of
+``emotion2vec finetune``."""
 
 import sys
 
-from .cli import main
+from ..cli.train import finetune_main
 
-sys.exit(main())
+sys.exit(finetune_main())

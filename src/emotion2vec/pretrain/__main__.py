@@ -1,7 +1,8 @@
-"""``python -m emotion2vec.pretrain`` (and ``torchrun ... -m emotion2vec.pretrain``)."""
+"""``python -m emotion2vec.pretrain`` (and ``torchrun ... -m emotion2vec.pretrain``): the
+options of ``emotion2vec pretrain``."""
 
 import sys
 
-from .cli import main
+from ..cli.train import pretrain_main
 
-sys.exit(main())
+sys.exit(pretrain_main())

@@ -1,32 +1,26 @@
-"""``emotion2vec probe`` and ``emotion2vec plot``: thin shells over the evaluation API.
-
-The main CLI registers them with :func:`add_parsers` and calls :func:`run` on the parsed
-arguments::
+"""``emotion2vec probe``, ``plot`` and ``emobox``: shims over the evaluation API
+(:func:`emotion2vec.evaluate.tasks.run_evaluation`, :func:`emotion2vec.evaluate.plots.plot_embeddings`,
+:mod:`emotion2vec.evaluate.emobox`).
 
     emotion2vec probe --manifest iemocap.csv --model emotion2vec_base --protocol loso
     emotion2vec probe --manifest ravdess.csv --features logmel --head logreg \\
         --protocol predefined --session-column fold6_by_actor
-    emotion2vec plot --manifest iemocap.csv --model emotion2vec_base --out plots/
+    emotion2vec plot --manifest iemocap.csv --model emotion2vec_base --output plots/
+    emotion2vec emobox --emobox-root EmoBox --corpus ravdess --audio-root ravdess/ --output r/
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from emotion2vec.errors import DataError, Emotion2vecError
+from ..errors import DataError, Emotion2vecError
+from . import options
+from .exit_codes import EXIT_OK
 
-from ..argtypes import positive_int, positive_seconds
-
-__all__ = ["PROTOCOLS", "add_parsers", "make_folds", "run"]
-
-EXIT_OK, EXIT_ERROR = 0, 2
-
-#: Protocol names of ``--protocol`` (``kfold:K`` takes the number of folds).
-PROTOCOLS = ("loso", "lospk", "kfold:K", "predefined")
-
-_COMMAND = "_emotion2vec_evaluate_command"
+_INTERRUPTED = "cached features are kept"
 
 
 def _layers(text: str) -> int | list[int]:
@@ -52,18 +46,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_feature_options(p: argparse.ArgumentParser, *, model_required: bool = False) -> None:
-    p.add_argument(
-        "--model",
-        "-m",
-        default=None,
-        help="published name, model folder or official .pt file (or use --features)",
-    )
+def _add_feature_options(p: argparse.ArgumentParser) -> None:
+    options.add_model(p)
     p.add_argument(
         "--features",
         choices=["egemaps", "logmel"],
         default=None,
-        help="classic baseline features instead of a model",
+        help="classic baseline features instead of a model (then no --model)",
     )
     p.add_argument(
         "--layer",
@@ -77,25 +66,20 @@ def _add_feature_options(p: argparse.ArgumentParser, *, model_required: bool = F
         default=None,
         help="feature cache (default: $EMOTION2VEC_CACHE/features or ~/.cache/emotion2vec/features)",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps, for model and head")
-    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
-    p.add_argument(
-        "--batch-seconds",
-        type=positive_seconds,
-        default=60.0,
-        help="padded audio seconds per batch",
-    )
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    options.add_device(p)
+    options.add_threads(p)
+    options.add_batch_seconds(p)
+    options.add_quiet(p)
 
 
-def add_parsers(subparsers) -> None:
-    """Register ``probe`` and ``plot`` on an ``argparse`` sub-parser collection."""
-    p = subparsers.add_parser(
+def add_parsers(sub) -> None:
+    """Register ``probe``, ``plot`` and ``emobox``."""
+    p = sub.add_parser(
         "probe",
         help="train and test a probe on frozen features, fold by fold",
         description="Evaluate a model (or a classic baseline) on a labelled manifest: "
         "features are extracted once into the cache, a head is trained per fold and the "
-        "results (JSON, Markdown, confusion PNG) are written to --out.",
+        "results (JSON, Markdown, confusion PNG) are written to --output.",
     )
     _add_data_options(p)
     _add_feature_options(p)
@@ -117,10 +101,14 @@ def add_parsers(subparsers) -> None:
         "--task",
         choices=["categorical", "sentiment", "sentiment_regression", "conversation"],
         default="categorical",
+        help="what the labels are: emotion classes (default), sentiment classes, a sentiment "
+        "score (regression), or emotions in conversation (a GRU over previous turns)",
     )
     p.add_argument("--labels", default=None, help="comma-separated classes to keep, in order")
     p.add_argument("--context", type=int, default=6, help="conversation: previous turns (6)")
-    p.add_argument("--out", default="probe_results", help="output folder (default: probe_results)")
+    options.add_output(
+        p, "folder for the reports", required=False, default="probe_results", old=("--out",)
+    )
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 100)")
     p.add_argument(
         "--lr",
@@ -142,7 +130,12 @@ def add_parsers(subparsers) -> None:
         help="validation: held-out training speakers (default), a stratified fraction of "
         "training utterances (the paper / SUPERB convention), or none",
     )
-    p.add_argument("--valid-fraction", type=float, default=0.2)
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.2,
+        help="--valid utterances: fraction of the training utterances held out (default: 0.2)",
+    )
     p.add_argument(
         "--valid-speakers",
         type=int,
@@ -161,69 +154,51 @@ def add_parsers(subparsers) -> None:
         default="float16",
         help="storage of cached frame features (default: float16)",
     )
-    p.set_defaults(**{_COMMAND: "probe"})
+    p.set_defaults(run=probe, interrupted=_INTERRUPTED)
 
-    p = subparsers.add_parser(
+    p = sub.add_parser(
         "plot",
         help="UMAP / t-SNE maps of utterance embeddings by label and arousal",
+        description="Draw 2-D maps (UMAP, t-SNE) of the utterance embeddings of a labelled "
+        "manifest, coloured by label and by arousal, into --output.",
     )
     _add_data_options(p)
     _add_feature_options(p)
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--method", choices=["umap", "tsne", "both"], default="both")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(**{_COMMAND: "plot"})
+    options.add_output(p, "folder for the PNG files", old=("--out",))
+    p.add_argument(
+        "--method",
+        choices=["umap", "tsne", "both"],
+        default="both",
+        help="projection(s) to draw (default: both)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the projection (default: 0)")
+    p.set_defaults(run=plot, interrupted=_INTERRUPTED)
 
-
-# --------------------------------------------------------------------------------------
-
-
-def make_folds(
-    items,
-    protocol: str,
-    *,
-    valid: str = "speakers",
-    valid_fraction: float = 0.2,
-    valid_speakers: int | None = None,
-    seed: int = 0,
-    allow_speaker_overlap: bool = False,
-):
-    """Folds of a ``--protocol`` name (see :data:`PROTOCOLS`)."""
-    from emotion2vec.evaluate import folds as F
-
-    common = dict(valid=valid, valid_fraction=valid_fraction, seed=seed)
-    name = protocol.strip().lower()
-    if name == "loso":
-        return F.leave_one_session_out(items, valid_speakers=valid_speakers, **common)
-    if name == "lospk":
-        return F.leave_one_speaker_out(
-            items, valid_speakers=1 if valid_speakers is None else valid_speakers, **common
-        )
-    if name.startswith("kfold"):
-        _, _, k = name.partition(":")
-        if not k.isdigit():
-            raise DataError(f"--protocol kfold:K needs a number of folds, got {protocol!r}")
-        return F.speaker_kfold(items, int(k), valid_speakers=valid_speakers, **common)
-    if name == "predefined":
-        values = {str(it.session).lower() for it in items if it.session is not None}
-        if values and values <= set(F.SPLIT_ROLES):
-            return F.predefined_split(
-                items,
-                allow_speaker_overlap=allow_speaker_overlap,
-                valid_speakers=valid_speakers,
-                **common,
-            )
-        return F.predefined_folds(
-            items,
-            allow_speaker_overlap=allow_speaker_overlap,
-            valid_speakers=valid_speakers,
-            **common,
-        )
-    raise DataError(f"unknown --protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+    p = sub.add_parser(
+        "emobox",
+        help="score a model on EmoBox's metadata and folds (zero-shot, 4 classes)",
+        description="Read EmoBox's published metadata for a corpus, find each utterance in your "
+        "own copy of the corpus (any layout, any audio extension) and score a model with an "
+        "emotion head on EmoBox's four primary classes, per test set, in both readings "
+        "(masked / kept). Writes results.json and results.md to --output.",
+    )
+    p.add_argument("--emobox-root", required=True, help="folder holding EmoBox's data/")
+    p.add_argument("--corpus", required=True, help="EmoBox corpus name, e.g. ravdess")
+    p.add_argument("--audio-root", required=True, help="your copy of the corpus's audio")
+    options.add_model(p)
+    p.add_argument(
+        "--track", choices=["zero-shot"], default="zero-shot", help="the track to run (zero-shot)"
+    )
+    options.add_output(p, "folder for results.json and results.md", old=("--out",))
+    options.add_device(p)
+    options.add_threads(p)
+    options.add_batch_seconds(p)
+    options.add_quiet(p)
+    p.set_defaults(run=emobox, interrupted="")
 
 
 def _items(args):
-    from emotion2vec.evaluate.manifest import check_unique, read_manifest
+    from ..evaluate.manifest import check_unique, read_manifest
 
     items = read_manifest(
         args.manifest,
@@ -235,28 +210,32 @@ def _items(args):
     return items
 
 
-def _source(args):
-    if (args.model is None) == (args.features is None):
-        raise Emotion2vecError("pass exactly one of --model and --features")
-    if args.model is None:
+def _source(args, device: str):
+    """The model to evaluate, or None for ``--features``."""
+    if args.features is not None:
+        if args.model is not None:
+            raise Emotion2vecError("pass one of --model and --features, not both")
         return None
-    from emotion2vec.checkpoints import load_model
+    from ..checkpoints import load_model
 
-    return load_model(args.model, device=args.device)
+    return load_model(options.model_name(args), device=device)
 
 
 def _cache(args):
-    from emotion2vec.evaluate.cache import FeatureCache, default_cache_dir
+    from ..evaluate.cache import FeatureCache, default_cache_dir
 
     return FeatureCache(args.cache_dir if args.cache_dir else default_cache_dir())
 
 
-def _probe(args) -> int:
-    from emotion2vec.evaluate.folds import save_folds
-    from emotion2vec.evaluate.probe import TrainConfig
-    from emotion2vec.evaluate.report import write_report
-    from emotion2vec.evaluate.tasks import run_evaluation
+def probe(args: argparse.Namespace) -> int:
+    """``emotion2vec probe``."""
+    from ..evaluate.folds import make_folds, save_folds
+    from ..evaluate.probe import TrainConfig
+    from ..evaluate.report import write_report
+    from ..evaluate.tasks import run_evaluation
 
+    options.apply_threads(args)
+    device = options.device(args)
     items = _items(args)
     folds = make_folds(
         items,
@@ -267,8 +246,8 @@ def _probe(args) -> int:
         seed=args.fold_seed,
         allow_speaker_overlap=args.allow_speaker_overlap,
     )
-    model = _source(args)
-    overrides = {"seed": args.seed, "device": args.device}
+    model = _source(args, device)
+    overrides = {"seed": args.seed, "device": device}
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     if args.lr is not None:
@@ -280,8 +259,7 @@ def _probe(args) -> int:
         overrides["select_by"] = "ccc"
     config = (TrainConfig.superb if args.head == "superb" else TrainConfig.paper)(**overrides)
     labels = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None
-    progress = False if args.quiet else None
-    out = Path(args.out)
+    out = Path(args.output)
     result = run_evaluation(
         items,
         folds,
@@ -296,10 +274,10 @@ def _probe(args) -> int:
         context=args.context,
         dtype=args.dtype,
         batch_seconds=args.batch_seconds,
-        progress=progress,
+        progress=False if args.quiet else None,
         info={
             "manifest": str(Path(args.manifest).absolute()),
-            "model": args.model,
+            "model": None if model is None else options.model_name(args),
             "protocol_arg": args.protocol,
             "valid": args.valid,
         },
@@ -314,14 +292,16 @@ def _probe(args) -> int:
     return EXIT_OK
 
 
-def _plot(args) -> int:
-    from emotion2vec.evaluate.plots import plot_embeddings
-    from emotion2vec.evaluate.tasks import utterance_embeddings
+def plot(args: argparse.Namespace) -> int:
+    """``emotion2vec plot``."""
+    from ..evaluate.plots import plot_embeddings
+    from ..evaluate.tasks import utterance_embeddings
 
+    options.apply_threads(args)
     items = [it for it in _items(args) if it.label is not None]
     if len(items) < 3:
         raise DataError(f"{args.manifest}: need at least 3 labelled items to plot")
-    model = _source(args)
+    model = _source(args, options.device(args))
     embeddings = utterance_embeddings(
         items,
         model=model,
@@ -330,11 +310,11 @@ def _plot(args) -> int:
         cache=_cache(args),
         progress=False if args.quiet else None,
     )
-    what = args.model or args.features
+    what = args.features if model is None else options.model_name(args)
     paths = plot_embeddings(
         embeddings,
         [it.label for it in items],
-        args.out,
+        args.output,
         method=args.method,
         title=f"{Path(args.manifest).name} · {what}",
         seed=args.seed,
@@ -344,23 +324,65 @@ def _plot(args) -> int:
     return EXIT_OK
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the command ``add_parsers`` registered; returns the exit code (0 ok, 2 error,
-    130 interrupted). Errors are printed to stderr as ``emotion2vec: error: ...``."""
-    command = getattr(args, _COMMAND, None)
-    try:
-        if getattr(args, "threads", None):
-            import torch
+def emobox(args: argparse.Namespace) -> int:
+    """``emotion2vec emobox``."""
+    from ..atomic import write_text
+    from ..checkpoints import load_model
+    from ..evaluate import emobox as box
+    from ..jobs import predict_files
+    from ..sources import AudioSource
 
-            torch.set_num_threads(args.threads)
-        if command == "probe":
-            return _probe(args)
-        if command == "plot":
-            return _plot(args)
-        raise Emotion2vecError(f"not an evaluation command: {command!r}")
-    except Emotion2vecError as exc:
-        print(f"emotion2vec: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("emotion2vec: interrupted; cached features are kept", file=sys.stderr)
-        return 130
+    options.apply_threads(args)
+    corpus = box.read_corpus(args.emobox_root, args.corpus)
+    found = box.map_audio(corpus.rows, args.audio_root)
+    report = found.report(len(corpus.rows))
+    print(f"{args.corpus}: {report}", file=sys.stderr)
+    if not found.found:
+        raise Emotion2vecError(
+            f"none of the {len(corpus.rows)} utterances of {args.corpus} was found under "
+            f"{args.audio_root}; point --audio-root at your copy of the corpus"
+        )
+    name = options.model_name(args)
+    model = load_model(name, device=options.device(args))
+    keys = list(found.found)
+    rows = corpus.rows
+    sources = [
+        AudioSource(
+            found.found[k].resolve(),
+            k,
+            channel=rows[k].channel,
+            start=rows[k].start,
+            end=rows[k].end,
+        )
+        for k in keys
+    ]
+    preds, summary = predict_files(
+        model, sources, batch_seconds=args.batch_seconds, progress=False if args.quiet else None
+    )
+    by_path = {p.path: p for p in preds}
+    scores = {
+        k: by_path[s.ident].prediction.scores
+        for k, s in zip(keys, sources, strict=True)
+        if s.ident in by_path
+    }
+    results = box.zero_shot(corpus, found, scores)
+    out = Path(args.output)
+    doc = {
+        "format": "emotion2vec.emobox/1",
+        "corpus": args.corpus,
+        "track": args.track,
+        "model": name,
+        "audio": {
+            "listed": len(corpus.rows),
+            "found": len(found.found),
+            "missing": found.missing,
+            "ambiguous": {k: [str(p) for p in v] for k, v in found.ambiguous.items()},
+            "failed": [{"path": f.path, "reason": f.reason} for f in summary.failures],
+        },
+        "results": results,
+    }
+    write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
+    table = box.markdown(args.corpus, report, results, name)
+    write_text(out / "results.md", table)
+    print(table)
+    return EXIT_OK

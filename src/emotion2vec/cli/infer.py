@@ -1,0 +1,209 @@
+"""``emotion2vec predict`` and ``emotion2vec extract``: shims over
+:func:`emotion2vec.jobs.predict_files` and :func:`emotion2vec.jobs.extract_files`.
+
+    emotion2vec predict speech.wav
+    emotion2vec predict clips/ --output scores.csv
+    emotion2vec extract data/ --model emotion2vec_base --output feats/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..argtypes import positive_int, positive_seconds
+from . import options
+from .exit_codes import EXIT_FAILED_INPUTS, EXIT_OK
+
+_INTERRUPTED = "finished outputs are kept, re-run to resume"
+
+
+def add_parsers(sub) -> None:
+    """Register ``predict`` and ``extract``."""
+    p = sub.add_parser(
+        "predict",
+        help="predict the emotion of audio files",
+        description="Score every input with the model's emotion head and print the top label; "
+        "--output also writes every score (resumable: finished inputs are kept).",
+    )
+    _add_job_options(p)
+    options.add_output(
+        p, "write all scores to FILE.csv or FILE.jsonl (default: print only)", required=False
+    )
+    p.add_argument(
+        "--labels",
+        default=None,
+        metavar="LIST",
+        help="score only these labels, comma-separated (e.g. angry,happy,neutral,sad; aliases "
+        "such as Angry, Fear, Surprise, ang, hap work): the others are masked out and the scores "
+        "renormalised",
+    )
+    p.set_defaults(run=predict, interrupted=_INTERRUPTED)
+
+    p = sub.add_parser(
+        "extract",
+        help="extract emotion2vec features to .npy files",
+        description="Write one .npy file of features per input (utterance or frame level, one "
+        "layer or all), an index.csv and errors.csv (resumable: finished inputs are kept).",
+    )
+    _add_job_options(p)
+    options.add_output(p, "folder for the .npy files", old=("--output-dir",))
+    p.add_argument(
+        "--granularity",
+        choices=["utterance", "frame"],
+        default="utterance",
+        help="utterance: one (D,) mean vector per input; frame: (T, D), 50 frames per second "
+        "(default: utterance)",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--layer",
+        type=int,
+        default=None,
+        help="block output to save (0 = input of the first block, -1 = last; default: last)",
+    )
+    g.add_argument("--all-layers", action="store_true", help="save every layer: (L+1, [T,] D)")
+    p.set_defaults(run=extract, interrupted=_INTERRUPTED)
+
+
+def _add_job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs", nargs="+", help="audio files, directories, or manifests (csv/tsv/jsonl/txt)"
+    )
+    options.add_model(p)
+    options.add_device(p)
+    options.add_threads(p)
+    options.add_quantize(p)
+    options.add_batch_seconds(p)
+    p.add_argument(
+        "--window-seconds",
+        type=positive_seconds,
+        default=None,
+        metavar="S",
+        help="process recordings longer than this in overlapping windows (default: whole file)",
+    )
+    p.add_argument(
+        "--hop-seconds",
+        type=positive_seconds,
+        default=None,
+        metavar="S",
+        help="window hop (default: 5/6 of the window)",
+    )
+    options.add_overwrite(p)
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="I/N (0 <= I < N): process only this shard of the inputs, into its own files; "
+        "'auto' reads I and N from SLURM, a Kubernetes indexed job or torchrun; combine the "
+        "shards with 'emotion2vec merge'",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="background decoding threads (default: 2)",
+    )
+    options.add_quiet(p)
+    p.set_defaults(usage_check=_check_windows)
+
+
+def _check_windows(args: argparse.Namespace) -> str | None:
+    if args.hop_seconds is None:
+        return None
+    if args.window_seconds is None:
+        return "--hop-seconds needs --window-seconds"
+    if args.hop_seconds > args.window_seconds:
+        return (
+            f"--hop-seconds {args.hop_seconds:g} must not exceed --window-seconds "
+            f"{args.window_seconds:g} (windows would leave gaps)"
+        )
+    return None
+
+
+def load(args: argparse.Namespace):
+    """The model of ``--model`` on ``--device``, int8 with ``--quantize int8``."""
+    from ..checkpoints import load_model
+    from ..errors import ConfigError
+    from ..int8 import quantize_int8
+
+    int8 = args.quantize == "int8"
+    device = options.device(args, cpu_only=int8)
+    if int8 and device != "cpu":
+        raise ConfigError(
+            f"--quantize int8 is a CPU mode and cannot run on --device {device}: "
+            "drop one of the two options"
+        )
+    options.apply_threads(args)
+    model = load_model(options.model_name(args), device=device)
+    return quantize_int8(model) if int8 else model
+
+
+def _job(args: argparse.Namespace):
+    """(model, sources, keyword arguments shared by both jobs)."""
+    from ..shards import parse_shard
+    from ..sources import collect_sources
+
+    shard = parse_shard(args.shard)
+    sources = collect_sources(args.inputs)
+    model = load(args)
+    common = dict(
+        batch_seconds=args.batch_seconds,
+        window_seconds=args.window_seconds,
+        hop_seconds=args.hop_seconds,
+        overwrite=args.overwrite,
+        workers=args.workers,
+        progress=False if args.quiet else None,
+        shard=shard,
+        model_name=options.model_name(args),
+    )
+    return model, sources, common
+
+
+def _finish(args: argparse.Namespace, summary) -> int:
+    if not args.quiet or summary.failures:
+        print(summary.describe(), file=sys.stderr)
+    return EXIT_OK if summary.ok else EXIT_FAILED_INPUTS
+
+
+def predict(args: argparse.Namespace) -> int:
+    """``emotion2vec predict``."""
+    from ..jobs import predict_files
+
+    model, sources, common = _job(args)
+    results, summary = predict_files(
+        model, sources, output=args.output, protected=args.inputs, labels=args.labels, **common
+    )
+    _print_predictions(results)
+    return _finish(args, summary)
+
+
+def extract(args: argparse.Namespace) -> int:
+    """``emotion2vec extract``."""
+    from ..jobs import extract_files
+
+    model, sources, common = _job(args)
+    summary = extract_files(
+        model,
+        sources,
+        args.output,
+        granularity=args.granularity,
+        layer=args.layer,
+        all_layers=args.all_layers,
+        **common,
+    )
+    return _finish(args, summary)
+
+
+def _print_predictions(results) -> None:
+    if not results:
+        return
+    width = min(max(len(r.path) for r in results), 80)
+    print(f"{'file':<{width}}  {'emotion':<10} {'score':>6}")
+    for r in results:
+        name = r.path if len(r.path) <= width else "..." + r.path[-(width - 3) :]
+        print(f"{name:<{width}}  {r.prediction.label:<10} {r.prediction.score:6.3f}")
+        for start, end, p in r.windows:
+            span = f"  {start:8.2f}-{end:8.2f} s"
+            print(f"{span:<{width}}  {p.label:<10} {p.score:6.3f}")

@@ -158,7 +158,8 @@ def test_custom_columns(tmp_path):
     )
     (item,) = read_manifest(emobox, path_column="wav", label_column="emo", root="/corpus")
     assert item.path == "/corpus/w/a.wav" and item.label == "Happy"
-    assert item.extra == {"key": "k1", "channel": 1}
+    # EmoBox's channel is read as the item's channel (its span columns), not kept as extra.
+    assert item.extra == {"key": "k1"} and item.channel == 1
     with pytest.raises(DataError, match=r"missing key|missing column"):
         read_manifest(emobox, session_column="fold")
     # A "session" column that is not the chosen session source is kept, renamed.

@@ -12,7 +12,9 @@ Layout on disk::
   and :data:`CACHE_FORMAT`; for the classic baselines, their parameters and library version.
   Changing the weights gives a new key, so every entry of the old model stays valid for it and
   every entry of the new model is computed afresh.
-* The **entry name** is a hash of the audio's absolute path followed by a hash of its size and
+* The **entry name** is a hash of the audio's absolute path (with ``@start-end`` / ``#cN``
+  appended when the item is a time span or one channel of its file, see
+  :attr:`emotion2vec.sources.AudioSource.ident`) followed by a hash of the file's size and
   ``st_mtime_ns``. Touching or rewriting a file changes its name, so exactly that entry is
   recomputed (and the stale one deleted); nothing else is looked at. An entry is one ``.npy``
   file written atomically (temporary file + rename), so an interrupted extraction resumes
@@ -56,7 +58,7 @@ import torch
 from tqdm.auto import tqdm
 
 from emotion2vec.atomic import save_npy, write_text
-from emotion2vec.audio import SAMPLE_RATE, load_audio
+from emotion2vec.audio import SAMPLE_RATE
 from emotion2vec.errors import AudioError, DataError, Emotion2vecError
 from emotion2vec.jobs import run_model
 from emotion2vec.model import Emotion2vecModel
@@ -130,6 +132,17 @@ def audio_fingerprint(path: str | os.PathLike[str]) -> str:
     return f"{stat.st_size}-{stat.st_mtime_ns}"
 
 
+def _as_source(item: str | os.PathLike[str] | AudioSource) -> AudioSource:
+    """A cache item as an :class:`AudioSource` with an absolute path (not resolved: a link's
+    own path names its entry, as it always has)."""
+    if isinstance(item, AudioSource):
+        return AudioSource(
+            Path(os.path.abspath(item.path)), item.key, item.channel, item.start, item.end
+        )
+    absolute = Path(os.path.abspath(os.fspath(item)))
+    return AudioSource(absolute, absolute.name)
+
+
 def _hash(text: str, n: int) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
 
@@ -160,13 +173,13 @@ class FeatureExtractor(ABC):
     @abstractmethod
     def compute(
         self,
-        paths: Sequence[str],
+        paths: Sequence[AudioSource],
         todo: Sequence[int],
         on_result: OnResult,
         on_failure: OnFailure,
         progress: bool | None,
     ) -> None:
-        """Compute ``paths[i]`` for i in ``todo``; call ``on_result(i, array)`` or
+        """Compute ``paths[i]`` (a file, or a channel / span of one) for i in ``todo``; call ``on_result(i, array)`` or
         ``on_failure(i, reason)`` for each. ``on_result`` also takes an optional third
         argument: ``[(sibling extractor, array), ...]`` computed by the same pass (see
         :meth:`ModelFeatureExtractor.siblings`), which the cache stores too."""
@@ -271,8 +284,11 @@ class ModelFeatureExtractor(FeatureExtractor):
         return out
 
     def compute(self, paths, todo, on_result, on_failure, progress) -> None:
-        """Run the model over ``paths[i]``, i in ``todo``."""
-        sources = [AudioSource(Path(p), f"{i}.wav") for i, p in enumerate(paths)]
+        """Run the model over ``paths[i]`` (:class:`AudioSource` items), i in ``todo``."""
+        sources = [
+            AudioSource(s.path, f"{i}.wav", channel=s.channel, start=s.start, end=s.end)
+            for i, s in enumerate(paths)
+        ]
         position = {id(s): i for i, s in enumerate(sources)}
         total = self.model.config.encoder.num_layers
         siblings = self.siblings()
@@ -320,7 +336,7 @@ def _per_file(paths, todo, fn, on_result, on_failure, progress, desc: str) -> No
         todo, desc=desc, unit="file", disable=(not progress) if progress is not None else None
     ):
         try:
-            on_result(i, fn(load_audio(paths[i])))
+            on_result(i, fn(paths[i].load()))
         except AudioError as exc:
             on_failure(i, exc.reason)
 
@@ -485,17 +501,18 @@ class FeatureCache:
     def __init__(self, root: str | os.PathLike[str] | None) -> None:
         self.root = Path(root) if root is not None else None
 
-    def entry_path(self, extractor_key: str, path: str | os.PathLike[str]) -> Path:
-        """Where the entry of ``path`` lives now (depends on its size and mtime)."""
+    def entry_path(self, extractor_key: str, item: str | os.PathLike[str] | AudioSource) -> Path:
+        """Where the entry of ``item`` (a file, or a channel / span of one) lives now (depends
+        on the file's size and mtime)."""
         if self.root is None:
             raise Emotion2vecError("this FeatureCache keeps nothing on disk (root=None)")
-        absolute = os.path.abspath(os.fspath(path))
-        name = _hash(absolute, 32)
+        source = _as_source(item)
+        name = _hash(source.ident, 32)
         return (
             self.root
             / extractor_key
             / name[:2]
-            / f"{name}-{_hash(audio_fingerprint(absolute), 16)}.npy"
+            / f"{name}-{_hash(audio_fingerprint(source.path), 16)}.npy"
         )
 
     def _write_meta(self, extractor: FeatureExtractor, key: str) -> None:
@@ -509,30 +526,32 @@ class FeatureCache:
     def get(
         self,
         extractor: FeatureExtractor,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: Sequence[str | os.PathLike[str] | AudioSource],
         *,
         progress: bool | None = None,
     ) -> CacheResult:
-        """Features of every path, computing only missing or stale entries.
+        """Features of every path (or :class:`AudioSource`: a channel / time span of a
+        file), computing only missing or stale entries.
 
         Raises:
             DataError: some files could not be decoded (all of them are listed; the others
                 are cached, so a re-run after fixing them computes only those).
         """
         start = time.perf_counter()
-        names = [os.path.abspath(os.fspath(p)) for p in paths]
+        sources = [_as_source(p) for p in paths]
+        names = [s.ident for s in sources]
         key = extractor.key()
         arrays: list[np.ndarray | None] = [None] * len(names)
         failures: dict[int, str] = {}
         entries: list[Path | None] = [None] * len(names)
         todo: list[int] = []
         reused: list[int] = []
-        for i, name in enumerate(names):
+        for i in range(len(names)):
             if self.root is None:
                 todo.append(i)
                 continue
             try:
-                entry = self.entry_path(key, name)
+                entry = self.entry_path(key, sources[i])
             except AudioError as exc:
                 failures[i] = exc.reason
                 continue
@@ -568,7 +587,7 @@ class FeatureCache:
                 if sib_key is None:
                     sib_key = sibling_keys[id(sibling)] = sibling.key()
                     self._write_meta(sibling, sib_key)
-                sib_entry = self.entry_path(sib_key, names[i])
+                sib_entry = self.entry_path(sib_key, sources[i])
                 if not sib_entry.is_file():
                     store(sib_entry, extra)
 
@@ -576,7 +595,7 @@ class FeatureCache:
             failures[i] = reason
 
         if todo:
-            extractor.compute(names, todo, on_result, on_failure, progress)
+            extractor.compute(sources, todo, on_result, on_failure, progress)
         missing = [i for i, a in enumerate(arrays) if a is None and i not in failures]
         for i in missing:
             failures[i] = "no features were produced"

@@ -8,7 +8,10 @@ File format. Both formats carry the same core columns, in this order::
 
     path, label, value, speaker, session, dialogue, turn
 
-followed by any other columns, which are kept in :attr:`LabeledItem.extra`. An empty CSV
+then, when some row addresses one channel or a time span of its file, the span columns
+``channel`` (1-based), ``start`` and ``end`` (seconds; ``start_time``/``end_time`` are read too,
+as EmoBox writes them), followed by any other columns, which are kept in
+:attr:`LabeledItem.extra`. An empty CSV
 cell (or a JSON ``null``) means "unknown". Relative paths are resolved against the folder
 of the manifest on read, so a manifest can travel with its audio. CSV keeps extra values as
 strings; JSONL keeps their JSON types.
@@ -28,9 +31,11 @@ from typing import Any, Literal
 
 from emotion2vec.atomic import atomic_write
 from emotion2vec.errors import DataError
+from emotion2vec.sources import AudioSource
 
 __all__ = [
     "CORE_COLUMNS",
+    "SPAN_COLUMNS",
     "LabeledItem",
     "read_manifest",
     "relabel",
@@ -40,7 +45,13 @@ __all__ = [
 #: Column names of the core fields, in file order. ``dialogue`` holds ``dialogue_id``.
 CORE_COLUMNS: tuple[str, ...] = ("path", "label", "value", "speaker", "session", "dialogue", "turn")
 
-_CORE_SET = frozenset(CORE_COLUMNS)
+#: Columns of a row's channel and time span, written only when some item has one.
+SPAN_COLUMNS: tuple[str, ...] = ("channel", "start", "end")
+
+#: Other spellings read as the span columns (EmoBox's metadata).
+_SPAN_ALIASES = {"start_time": "start", "end_time": "end"}
+
+_CORE_SET = frozenset(CORE_COLUMNS) | frozenset(SPAN_COLUMNS) | frozenset(_SPAN_ALIASES)
 
 ManifestFormat = Literal["csv", "tsv", "jsonl"]
 
@@ -75,6 +86,28 @@ class LabeledItem:
     """0-based position of the utterance in its dialogue."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Any other metadata (gender, intensity, the corpus's own label code...)."""
+    channel: int | None = None
+    """1-based channel of the file to take alone (None: channels are averaged)."""
+    start: float | None = None
+    """Start of the utterance in the file, in seconds (None: the beginning)."""
+    end: float | None = None
+    """End of the utterance in the file, in seconds (None: the end of the file)."""
+
+    def source(self) -> AudioSource:
+        """The audio this item addresses (file, channel, span) for the audio layer."""
+        return AudioSource(
+            Path(self.path),
+            Path(self.path).name,
+            channel=self.channel,
+            start=self.start,
+            end=self.end,
+        )
+
+    @property
+    def ident(self) -> str:
+        """The file, followed by ``@start-end`` / ``#cN`` when the item is a span or a
+        channel of it (:attr:`emotion2vec.sources.AudioSource.ident`)."""
+        return self.source().ident
 
     def to_dict(self) -> dict[str, Any]:
         """Flat mapping with the manifest column names (core columns first, then ``extra``)."""
@@ -95,6 +128,10 @@ class LabeledItem:
                 )
             row[key] = val
         return row
+
+    def span_dict(self) -> dict[str, Any]:
+        """The span columns of this item (all None for a whole file)."""
+        return {"channel": self.channel, "start": self.start, "end": self.end}
 
 
 # --------------------------------------------------------------------------------------
@@ -218,7 +255,26 @@ def _row_to_item(row: Mapping[str, Any], where: str, base: Path, cols: _Columns)
     used = set(n.values())
     # A core-named column that feeds nothing (e.g. "session" when session_column names
     # another column) is kept as "orig_<name>" so that it cannot collide on write.
-    extra = {(f"orig_{k}" if k in _CORE_SET else k): v for k, v in row.items() if k not in used}
+    spans = {name: name for name in SPAN_COLUMNS} | _SPAN_ALIASES
+    span_cols = {k for k in row if k in spans and k not in used}
+    extra = {
+        (f"orig_{k}" if k in _CORE_SET else k): v
+        for k, v in row.items()
+        if k not in used and k not in span_cols
+    }
+    span: dict[str, Any] = {}
+    for column in sorted(span_cols):
+        name = spans[column]
+        value = (
+            _parse_int(row[column], where, column)
+            if name == "channel"
+            else _parse_float(row[column], where, column)
+        )
+        if value is not None and span.get(name) is not None and span[name] != value:
+            raise DataError(f"{where}: {column!r} disagrees with another {name!r} column")
+        if value is not None:
+            span[name] = value
+    _check_span(where, span)
     return LabeledItem(
         path=str(resolved),
         label=_parse_str(cols.get(row, "label")),
@@ -228,7 +284,18 @@ def _row_to_item(row: Mapping[str, Any], where: str, base: Path, cols: _Columns)
         dialogue_id=_parse_str(cols.get(row, "dialogue")),
         turn=_parse_int(cols.get(row, "turn"), where, str(n["turn"])),
         extra=extra,
+        **span,
     )
+
+
+def _check_span(where: str, span: Mapping[str, Any]) -> None:
+    channel, start, end = span.get("channel"), span.get("start"), span.get("end")
+    if channel is not None and channel < 1:
+        raise DataError(f"{where}: channel must be 1 or more (1-based), got {channel}")
+    if start is not None and start < 0:
+        raise DataError(f"{where}: start must not be negative, got {start}")
+    if start is not None and end is not None and end <= start:
+        raise DataError(f"{where}: end ({end}) must be after start ({start})")
 
 
 def _read_delimited(source: Path, delimiter: str, base: Path, cols: _Columns) -> list[LabeledItem]:
@@ -342,13 +409,13 @@ def read_manifest(
 
 
 def check_unique(items: Sequence[LabeledItem], source: object) -> None:
-    """Every audio file once: a file listed twice (the same label twice, two labels, or in two
+    """Every audio file (or channel / span of a file) once: one listed twice (the same label twice, two labels, or in two
     sessions/folds, which would leak test data into training) is a DataError naming the entries
     (1-based, in file order)."""
     first: dict[str, int] = {}
     problems = []
     for i, item in enumerate(items):
-        j = first.setdefault(item.path, i)
+        j = first.setdefault(item.ident, i)
         if j == i:
             continue
         a = items[j]
@@ -358,7 +425,7 @@ def check_unique(items: Sequence[LabeledItem], source: object) -> None:
             what = f"in two sessions/folds ({a.session!r} and {item.session!r}): train/test leakage"
         else:
             what = "twice"
-        problems.append(f"entries {j + 1} and {i + 1} list {item.path} {what}")
+        problems.append(f"entries {j + 1} and {i + 1} list {item.ident} {what}")
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise DataError(f"{source}: " + "; ".join(problems[:3]) + more)
@@ -436,10 +503,16 @@ def write_manifest(
     target = Path(path)
     fmt = _detect_format(target, format)
     folder = target.absolute().parent
+    spans = any(any(v is not None for v in item.span_dict().values()) for item in items)
     rows = []
     for item in items:
         row = item.to_dict()
         row["path"] = _path_for_file(item.path, folder, relative)
+        if spans:
+            for key, val in item.span_dict().items():
+                if key in item.extra:
+                    raise DataError(f"{item.path}: extra key {key!r} collides with a span column")
+                row[key] = val
         rows.append(row)
 
     if fmt == "jsonl":
@@ -457,7 +530,7 @@ def write_manifest(
             raise DataError(f"{target}: {exc}") from None
         return target
 
-    header = list(CORE_COLUMNS)
+    header = list(CORE_COLUMNS) + (list(SPAN_COLUMNS) if spans else [])
     seen = set(header)
     for row in rows:
         for key in row:

@@ -85,6 +85,13 @@ class TrainConfig:
     cycle_momentum: bool = True
     """torch ``CyclicLR`` default (the official script leaves it on): with RMSprop the
     momentum cycles between 0.8 and 0.9, opposite to the rate."""
+    warmup_decay: tuple[int, int] | None = None
+    """(warm-up epochs, total epochs) of SpeechBrain's ``LinearWarmupScheduler`` stepped the
+    way EmoBox's recipe steps it: once per epoch, after validation, each call returning the
+    value for its step count *before* counting it. Epoch 1 therefore runs at ``lr``, epoch 2
+    at 0, and epoch ``e >= 2`` at ``lr * s / warmup`` for ``s = e - 2 < warmup``, then at
+    ``lr * (total - s) / (total - warmup)``. None: no such schedule (``cyclic_lr`` or
+    constant). Set at most one of the two."""
     grad_clip: float | None = None
     """Clip the gradient norm to this value (SUPERB: 1.0)."""
     select_by: str | None = None
@@ -116,10 +123,40 @@ class TrainConfig:
         base.update(overrides)
         return cls(**base)
 
+    @classmethod
+    def emobox(cls, epochs: int = 20, **overrides: Any) -> TrainConfig:
+        """EmoBox's intra-corpus recipe (its SpeechBrain example): Adam 1e-4, batch 32,
+        ``warmup_decay`` = (10, epochs), the last epoch's weights (every epoch is scored on
+        the test set by :func:`emotion2vec.evaluate.emobox.intra_corpus`)."""
+        base = dict(
+            optimizer="adam",
+            lr=1e-4,
+            batch_size=32,
+            cyclic_lr=None,
+            momentum=0.0,
+            epochs=epochs,
+            warmup_decay=(10, epochs),
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    def epoch_lr(self, epoch: int) -> float | None:
+        """The rate of 0-based ``epoch`` under ``warmup_decay`` (None without one)."""
+        if self.warmup_decay is None:
+            return None
+        if epoch == 0:
+            return self.lr
+        warmup, total = self.warmup_decay
+        step = epoch - 1
+        if step < warmup:
+            return self.lr * step / max(1, warmup)
+        return self.lr * max(0.0, (total - step) / max(1, total - warmup))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
         d = asdict(self)
         d["cyclic_lr"] = list(self.cyclic_lr) if self.cyclic_lr is not None else None
+        d["warmup_decay"] = list(self.warmup_decay) if self.warmup_decay is not None else None
         return d
 
 
@@ -234,15 +271,23 @@ def train_head(
     config: TrainConfig | None = None,
     generator: torch.Generator | None = None,
     progress: bool | None = False,
+    on_epoch_end: Callable[[int, nn.Module], dict[str, Any]] | None = None,
+    keep: str = "best",
 ) -> TrainResult:
     """Train ``head`` in place and leave it holding the weights of the best epoch.
 
     ``train_targets`` are class indices (int64) for ``kind="classification"`` or floats for
     ``kind="regression"`` (the head then has one output). After each epoch the head is
     scored on validation by ``config.select_by``; the best epoch's weights (earliest among
-    equals, :func:`select_best_epoch`) are restored at the end. Without validation data
-    the last epoch is kept.
+    equals, :func:`select_best_epoch`) are restored at the end. Without validation data,
+    or with ``keep="last"``, the last epoch is kept.
+
+    ``on_epoch_end(epoch, head)``, when given, runs after each epoch's validation (the head
+    in eval mode, holding that epoch's weights); what it returns is stored in that epoch's
+    ``history`` entry under ``"extra"`` (EmoBox scores every epoch on its test set).
     """
+    if keep not in ("best", "last"):
+        raise Emotion2vecError(f"keep must be 'best' or 'last', got {keep!r}")
     config = config or TrainConfig()
     metric = config.select_by or ("wa" if kind == "classification" else "ccc")
     if metric not in SELECT_METRICS:
@@ -267,6 +312,8 @@ def train_head(
     else:
         raise Emotion2vecError(f"optimizer must be rmsprop or adam, got {config.optimizer!r}")
     scheduler = None
+    if config.cyclic_lr is not None and config.warmup_decay is not None:
+        raise Emotion2vecError("set cyclic_lr or warmup_decay, not both")
     if config.cyclic_lr is not None:
         base, peak, up = config.cyclic_lr
         cycle = config.cycle_momentum and config.optimizer == "rmsprop" and config.momentum > 0
@@ -298,6 +345,10 @@ def train_head(
     )
     for epoch in bar:
         head.train()
+        scheduled = config.epoch_lr(epoch)
+        if scheduled is not None:
+            for group in opt.param_groups:
+                group["lr"] = scheduled
         order = torch.randperm(n, generator=generator).tolist()
         total, count = 0.0, 0
         for start in range(0, n, config.batch_size):
@@ -338,13 +389,18 @@ def train_head(
         history.append(
             {"epoch": epoch, "train_loss": total / max(count, 1), "lr": lr, "valid": score}
         )
-        if has_valid and not math.isnan(score):
+        if on_epoch_end is not None:
+            head.eval()
+            history[-1]["extra"] = on_epoch_end(epoch, head)
+        if keep == "best" and has_valid and not math.isnan(score):
             if best_score is None or (score > best_score if higher else score < best_score):
                 best_score = score
                 best_state = copy.deepcopy(head.state_dict())
     bar.close()
     best_epoch = (
-        select_best_epoch(scores, higher_is_better=higher) if has_valid else len(scores) - 1
+        select_best_epoch(scores, higher_is_better=higher)
+        if has_valid and keep == "best"
+        else len(scores) - 1
     )
     if best_state is not None:
         head.load_state_dict(best_state)

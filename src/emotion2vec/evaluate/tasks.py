@@ -50,6 +50,7 @@ __all__ = [
     "run_evaluation",
     "sentiment_binary_task",
     "sentiment_regression_task",
+    "shape_for_head",
     "task_data",
     "utterance_embeddings",
 ]
@@ -254,7 +255,10 @@ def make_extractor(
     raise Emotion2vecError(f"unknown head {head!r}; use paper, superb, logreg or gru")
 
 
-def _shape_for_head(array: np.ndarray, head: str, baseline: bool) -> np.ndarray:
+def shape_for_head(array: np.ndarray, head: str, baseline: bool) -> np.ndarray:
+    """A cached array as ``head`` reads it: baselines as one "frame" ``(1, F)`` (paper,
+    superb) or a vector; model features ``(L, T, D)`` -> ``(T, D)`` (paper), ``(L, D)`` ->
+    ``(D,)`` (logreg, GRU), several layers averaged; SUPERB keeps ``(L, D)``."""
     if baseline:
         vector = np.asarray(array, dtype=np.float32).reshape(-1)
         return vector[None, :] if head in ("paper", "superb") else vector
@@ -278,9 +282,11 @@ def utterance_embeddings(
     """(N, D) utterance embeddings (mean of one layer's frames, default the last; several
     layers are averaged) or baseline vectors, through the cache."""
     extractor = make_extractor(model=model, features=features, head="logreg", layer=layer)
-    got = (cache or FeatureCache(None)).get(extractor, [it.path for it in items], progress=progress)
+    got = (cache or FeatureCache(None)).get(
+        extractor, [it.source() for it in items], progress=progress
+    )
     baseline = features is not None
-    return np.stack([_shape_for_head(a, "logreg", baseline).reshape(-1) for a in got.arrays])
+    return np.stack([shape_for_head(a, "logreg", baseline).reshape(-1) for a in got.arrays])
 
 
 def _dialogue_leaks(folds: Sequence[Fold], items: Sequence[LabeledItem]) -> list[str]:
@@ -369,14 +375,14 @@ def run_evaluation(
         dtype=dtype,
         batch_seconds=batch_seconds,
     )
-    got = cache.get(extractor, [items[i].path for i in needed], progress=progress)
+    got = cache.get(extractor, [items[i].source() for i in needed], progress=progress)
     extract_seconds = got.seconds
     per_item: list[np.ndarray | None] = [None] * len(items)
     for i, array in zip(needed, got.arrays, strict=True):
         per_item[i] = array
 
     if contexts is not None:
-        vectors = [None if a is None else _shape_for_head(a, "gru", baseline) for a in per_item]
+        vectors = [None if a is None else shape_for_head(a, "gru", baseline) for a in per_item]
         inputs = [
             context_inputs(vectors, [contexts[i]])[0]
             if data.targets[i] is not None
@@ -385,9 +391,7 @@ def run_evaluation(
         ]
     else:
         placeholder = np.zeros((1, 1), np.float32)
-        inputs = [
-            placeholder if a is None else _shape_for_head(a, head, baseline) for a in per_item
-        ]
+        inputs = [placeholder if a is None else shape_for_head(a, head, baseline) for a in per_item]
     result = run_probe(
         inputs,
         data.targets,

@@ -235,3 +235,45 @@ def test_cross_corpus_pairs_the_sets_that_are_found(tmp_path):
     assert alone["pairs"] == {} and "missing ['IEMOCAP', 'MELD', 'SAVEE']" in alone["note"]
     with pytest.raises(DataError, match="unknown track-2 set"):
         emobox_probe.cross_corpus(root, {"CREMA": tmp_path}, LogMelExtractor(), baseline=True)
+
+
+def test_emobox_command_runs_the_trained_tracks(tmp_path, capsys):
+    from emotion2vec.cli import main
+
+    fake_corpus_with_spans(tmp_path / "emobox", tmp_path / "audio", per_class=5)
+    common = ["--emobox-root", str(tmp_path / "emobox"), "--features", "logmel", "-q"]
+    argv = [
+        "emobox",
+        "--track",
+        "intra",
+        "--corpus",
+        "spans",
+        "--audio-root",
+        str(tmp_path / "audio"),
+    ]
+    assert (
+        main([*argv, *common, "--readings", "recipe", "--folds", "2", "-o", str(tmp_path / "i")])
+        == 0
+    )
+    doc = json.loads((tmp_path / "i" / "results.json").read_text())
+    assert doc["track"] == "intra" and doc["features"] == "logmel"
+    assert doc["audio"]["found"] == 20 and list(doc["results"]) == ["recipe"]
+    recipe = doc["results"]["recipe"]
+    assert list(recipe["folds"]) == ["fold2"] and recipe["protocol"]["epochs"] == 20
+    assert len(recipe["folds"]["fold2"]["per_epoch_test_wa"]) == 20
+    table = (tmp_path / "i" / "results.md").read_text()
+    assert "| recipe | 20 | 256 | 1993 | best_valid |" in table
+    # track 2 with one set found: the coverage report says what is missing
+    (tmp_path / "emobox" / "data" / "track2").mkdir()
+    (tmp_path / "emobox" / "data" / "track2" / "SAVEE_selected_balenced.jsonl").write_text(
+        json.dumps({"wav_filename": "stereo/u000.wav", "label": "angry", "speaker": "1"}) + "\n"
+    )
+    cross = ["emobox", "--track", "cross", "--set-audio", f"savee={tmp_path / 'audio'}"]
+    assert main([*cross, *common, "-o", str(tmp_path / "c")]) == 0
+    doc = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert doc["results"]["sets"]["SAVEE"]["found"] == 1 and doc["results"]["pairs"] == {}
+    assert "RAVDESS: not given" in capsys.readouterr().err
+    # usage errors exit 2 with a message
+    assert main(["emobox", "--track", "intra", *common, "-o", str(tmp_path / "x")]) == 2
+    assert "needs --corpus and --audio-root" in capsys.readouterr().err
+    assert main([*cross[:3], "--set-audio", "nonsense", *common, "-o", str(tmp_path / "x")]) == 2

@@ -176,18 +176,57 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser(
         "emobox",
-        help="score a model on EmoBox's metadata and folds (zero-shot, 4 classes)",
-        description="Read EmoBox's published metadata for a corpus, find each utterance in your "
-        "own copy of the corpus (any layout, any audio extension) and score a model with an "
-        "emotion head on EmoBox's four primary classes, per test set, in both readings "
-        "(masked / kept). Writes results.json and results.md to --output.",
+        help="EmoBox's benchmark on your copy of its corpora (zero-shot, intra-, cross-corpus)",
+        description="Read EmoBox's published metadata and folds, find each utterance in your "
+        "own copy of the corpus (any layout, any audio extension, channels and time spans "
+        "honoured) and run a track: zero-shot (a model's emotion head on the four primary "
+        "classes, masked and kept readings, fold 1 and all folds), intra (EmoBox's "
+        "linear-probe recipe on its folds, both published hyper-parameter sets, last / "
+        "best-valid / best-test epochs) or cross (its track 2: train on one balanced set, "
+        "test on the others). Writes results.json and results.md to --output.",
     )
     p.add_argument("--emobox-root", required=True, help="folder holding EmoBox's data/")
-    p.add_argument("--corpus", required=True, help="EmoBox corpus name, e.g. ravdess")
-    p.add_argument("--audio-root", required=True, help="your copy of the corpus's audio")
+    p.add_argument(
+        "--track",
+        choices=["zero-shot", "intra", "cross"],
+        default="zero-shot",
+        help="the track to run (default: zero-shot)",
+    )
+    p.add_argument(
+        "--corpus", default=None, help="zero-shot / intra: EmoBox corpus name, e.g. ravdess"
+    )
+    p.add_argument(
+        "--audio-root", default=None, help="zero-shot / intra: your copy of the corpus's audio"
+    )
+    p.add_argument(
+        "--set-audio",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="cross: your copy of one of the track-2 sets (IEMOCAP, MELD, RAVDESS, SAVEE); "
+        "repeat for each set you have",
+    )
     options.add_model(p)
     p.add_argument(
-        "--track", choices=["zero-shot"], default="zero-shot", help="the track to run (zero-shot)"
+        "--features",
+        choices=["egemaps", "logmel"],
+        default=None,
+        help="intra / cross: a classic baseline instead of a model",
+    )
+    p.add_argument(
+        "--readings",
+        default="recipe,readme",
+        help="intra / cross: EmoBox hyper-parameter sets to run, comma-separated: recipe (its "
+        "hparams files: 20 epochs, hidden 256, seed 1993), readme (its README: 100 epochs, "
+        "hidden 128, seed 1234); default: both",
+    )
+    p.add_argument(
+        "--folds", default=None, help="intra: comma-separated fold numbers (default: all)"
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="feature cache (default: $EMOTION2VEC_CACHE/features or ~/.cache/emotion2vec/features)",
     )
     options.add_output(p, "folder for results.json and results.md", old=("--out",))
     options.add_device(p)
@@ -326,13 +365,15 @@ def plot(args: argparse.Namespace) -> int:
 
 def emobox(args: argparse.Namespace) -> int:
     """``emotion2vec emobox``."""
-    from ..atomic import write_text
-    from ..checkpoints import load_model
-    from ..evaluate import emobox as box
-    from ..jobs import predict_files
-    from ..sources import AudioSource
-
     options.apply_threads(args)
+    if args.track == "cross":
+        return _emobox_cross(args)
+    if args.corpus is None or args.audio_root is None:
+        raise Emotion2vecError(f"--track {args.track} needs --corpus and --audio-root")
+    if args.set_audio:
+        raise Emotion2vecError("--set-audio is for --track cross")
+    from ..evaluate import emobox as box
+
     corpus = box.read_corpus(args.emobox_root, args.corpus)
     found = box.map_audio(corpus.rows, args.audio_root)
     report = found.report(len(corpus.rows))
@@ -342,47 +383,163 @@ def emobox(args: argparse.Namespace) -> int:
             f"none of the {len(corpus.rows)} utterances of {args.corpus} was found under "
             f"{args.audio_root}; point --audio-root at your copy of the corpus"
         )
+    audio = {
+        "listed": len(corpus.rows),
+        "found": len(found.found),
+        "missing": found.missing,
+        "ambiguous": {k: [str(p) for p in v] for k, v in found.ambiguous.items()},
+    }
+    if args.track == "intra":
+        return _emobox_intra(args, corpus, found, report, audio)
+    return _emobox_zero_shot(args, corpus, found, report, audio)
+
+
+def _emobox_write(args, doc: dict, table: str) -> int:
+    from ..atomic import write_text
+
+    out = Path(args.output)
+    write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
+    write_text(out / "results.md", table)
+    print(table)
+    return EXIT_OK
+
+
+def _emobox_zero_shot(args, corpus, found, report: str, audio: dict) -> int:
+    from ..checkpoints import load_model
+    from ..evaluate import emobox as box
+    from ..jobs import predict_files
+    from ..sources import AudioSource
+
+    if args.features is not None:
+        raise Emotion2vecError("the zero-shot track scores a model's emotion head: drop --features")
     name = options.model_name(args)
     model = load_model(name, device=options.device(args))
-    keys = list(found.found)
     rows = corpus.rows
-    sources = [
-        AudioSource(
-            found.found[k].resolve(),
-            k,
-            channel=rows[k].channel,
-            start=rows[k].start,
-            end=rows[k].end,
+    sources = {
+        k: AudioSource(
+            path.resolve(), k, channel=rows[k].channel, start=rows[k].start, end=rows[k].end
         )
-        for k in keys
-    ]
+        for k, path in found.found.items()
+    }
     preds, summary = predict_files(
-        model, sources, batch_seconds=args.batch_seconds, progress=False if args.quiet else None
+        model,
+        list(sources.values()),
+        batch_seconds=args.batch_seconds,
+        progress=False if args.quiet else None,
     )
-    by_path = {p.path: p for p in preds}
+    by_ident = {p.path: p for p in preds}
     scores = {
-        k: by_path[s.ident].prediction.scores
-        for k, s in zip(keys, sources, strict=True)
-        if s.ident in by_path
+        k: by_ident[s.ident].prediction.scores for k, s in sources.items() if s.ident in by_ident
     }
     results = box.zero_shot(corpus, found, scores)
-    out = Path(args.output)
+    audio["failed"] = [{"path": f.path, "reason": f.reason} for f in summary.failures]
     doc = {
         "format": "emotion2vec.emobox/1",
         "corpus": args.corpus,
         "track": args.track,
         "model": name,
-        "audio": {
-            "listed": len(corpus.rows),
-            "found": len(found.found),
-            "missing": found.missing,
-            "ambiguous": {k: [str(p) for p in v] for k, v in found.ambiguous.items()},
-            "failed": [{"path": f.path, "reason": f.reason} for f in summary.failures],
-        },
+        "audio": audio,
         "results": results,
     }
-    write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
-    table = box.markdown(args.corpus, report, results, name)
-    write_text(out / "results.md", table)
-    print(table)
-    return EXIT_OK
+    return _emobox_write(args, doc, box.markdown(args.corpus, report, results, name))
+
+
+def _emobox_features(args):
+    """(extractor, baseline?, what) for the trained tracks."""
+    from ..evaluate.tasks import make_extractor
+
+    if args.features is not None:
+        if args.model is not None:
+            raise Emotion2vecError("pass one of --model and --features, not both")
+        return make_extractor(features=args.features), True, args.features
+    from ..checkpoints import load_model
+
+    name = options.model_name(args)
+    model = load_model(name, device=options.device(args))
+    return make_extractor(model=model, head="paper", batch_seconds=args.batch_seconds), False, name
+
+
+def _readings(args) -> list[str]:
+    return [r.strip() for r in args.readings.split(",") if r.strip()]
+
+
+def _emobox_intra(args, corpus, found, report: str, audio: dict) -> int:
+    import time
+
+    from ..evaluate import emobox_probe
+
+    folds = None
+    if args.folds:
+        try:
+            folds = [int(f) for f in args.folds.split(",") if f.strip()]
+        except ValueError:
+            raise Emotion2vecError(
+                f"--folds: expected numbers like 1,2, got {args.folds!r}"
+            ) from None
+    extractor, baseline, what = _emobox_features(args)
+    start = time.perf_counter()
+    results = emobox_probe.intra_corpus(
+        corpus,
+        found,
+        extractor,
+        cache=_cache(args),
+        protocols=_readings(args),
+        folds=folds,
+        baseline=baseline,
+        device=options.device(args),
+        progress=False if args.quiet else None,
+    )
+    doc = {
+        "format": "emotion2vec.emobox/1",
+        "corpus": args.corpus,
+        "track": "intra",
+        "features": what,
+        "seconds": round(time.perf_counter() - start, 1),
+        "audio": audio,
+        "results": results,
+    }
+    table = emobox_probe.intra_markdown(args.corpus, results, what, report)
+    return _emobox_write(args, doc, table)
+
+
+def _emobox_cross(args) -> int:
+    import time
+
+    from ..evaluate import emobox_probe
+
+    if args.corpus is not None or args.audio_root is not None:
+        raise Emotion2vecError(
+            "--track cross reads EmoBox's track-2 sets: use --set-audio NAME=FOLDER"
+        )
+    roots = {}
+    for item in args.set_audio:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise Emotion2vecError(f"--set-audio: expected NAME=FOLDER, got {item!r}")
+        roots[name.strip().upper()] = folder
+    if not roots:
+        raise Emotion2vecError(
+            "--track cross needs at least one --set-audio NAME=FOLDER (IEMOCAP, MELD, RAVDESS, SAVEE)"
+        )
+    extractor, baseline, what = _emobox_features(args)
+    start = time.perf_counter()
+    results = emobox_probe.cross_corpus(
+        args.emobox_root,
+        roots,
+        extractor,
+        cache=_cache(args),
+        protocols=_readings(args),
+        baseline=baseline,
+        device=options.device(args),
+        progress=False if args.quiet else None,
+    )
+    for name, cov in results["sets"].items():
+        print(f"{name}: {cov['status']}", file=sys.stderr)
+    doc = {
+        "format": "emotion2vec.emobox/1",
+        "track": "cross",
+        "features": what,
+        "seconds": round(time.perf_counter() - start, 1),
+        "results": results,
+    }
+    return _emobox_write(args, doc, emobox_probe.cross_markdown(results, what))

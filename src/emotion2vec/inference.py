@@ -166,16 +166,21 @@ def extract(
     return results[0] if single else results
 
 
+def scored_indices(labels: Sequence[str], subset: Sequence[int] | None = None) -> list[int]:
+    """Indices of the labels that get a score, in score order: ``subset`` when given, else
+    every label but the ``unuse…`` placeholders (FunASR's rule)."""
+    if subset is not None:
+        return list(subset)
+    return [i for i, name in enumerate(labels) if not name.startswith("unuse")]
+
+
 def scores_from_logits(
     logits: torch.Tensor, labels: Sequence[str], subset: Sequence[int] | None = None
 ) -> list[Prediction]:
     """Softmax over the labels, FunASR style: labels named ``unuse…`` are excluded. ``subset``
     (indices into ``labels``, see :func:`emotion2vec.labels.resolve`): only these labels, in this
     order; the others' logits are masked out, so the softmax renormalises over the subset."""
-    if subset is not None:
-        keep = list(subset)
-    else:
-        keep = [i for i, name in enumerate(labels) if not name.startswith("unuse")]
+    keep = scored_indices(labels, subset)
     probs = F.softmax(logits.float()[:, keep], dim=-1).cpu().numpy()
     names = [labels[i] for i in keep]
     out = []

@@ -38,7 +38,14 @@ from . import provenance
 from .atomic import remove_stale_temporaries, save_npy, write_text
 from .audio import SAMPLE_RATE, audio_info
 from .errors import AudioError, DataError, Emotion2vecError, OutputError
-from .inference import Prediction, encode, layer_indices, plan_batches, scores_from_logits
+from .inference import (
+    Prediction,
+    encode,
+    layer_indices,
+    plan_batches,
+    scored_indices,
+    scores_from_logits,
+)
 from .locking import OutputLock
 from .model import Emotion2vecModel
 from .sources import AudioSource
@@ -816,9 +823,7 @@ def predict_files(
 
 def _scored_labels(labels: Sequence[str], subset: Sequence[int] | None) -> list[str]:
     """The labels that get a score (the columns of a score file)."""
-    if subset is not None:
-        return [labels[i] for i in subset]
-    return [n for n in labels if not n.startswith("unuse")]
+    return [labels[i] for i in scored_indices(labels, subset)]
 
 
 def _merge_rows(rows: list[dict], more: list[dict]) -> list[dict]:

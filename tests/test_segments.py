@@ -45,7 +45,10 @@ def _clips() -> list[tuple[str, np.ndarray]]:
             "Actor_01/03-01-04-01-02-01-01.flac",
             "Actor_02/03-01-01-01-01-02-02.flac",
         ]
-        return [("A" if "Actor_01" in n else "B", sf.read(RAVDESS / "audio" / n, dtype="float32")[0]) for n in names]
+        return [
+            ("A" if "Actor_01" in n else "B", sf.read(RAVDESS / "audio" / n, dtype="float32")[0])
+            for n in names
+        ]
     rng = np.random.default_rng(0)
     out = []
     for i, f in enumerate((220.0, 330.0, 440.0, 550.0)):
@@ -105,7 +108,9 @@ def test_readers_agree_on_the_conversation(conversation, tmp_path):
     assert [s.speaker for s in from_rttm] == [s.speaker for s in segments]
     assert [s.start for s in from_rttm] == pytest.approx([s.start for s in segments], abs=1e-5)
     for a, b in zip(from_rttm, from_json, strict=True):
-        assert abs(a.start - b.start) < 1e-5 and abs(a.end - b.end) < 1e-5 and a.speaker == b.speaker
+        assert (
+            abs(a.start - b.start) < 1e-5 and abs(a.end - b.end) < 1e-5 and a.speaker == b.speaker
+        )
     assert from_json[2].text == "utterance 2" and from_rttm[0].text is None
     # pyannote's Annotation JSON and a CSV table
     (tmp_path / "p.json").write_text(
@@ -175,8 +180,10 @@ def test_label_subsets_and_the_frame_curve(conversation, model):
     )
     assert result.labels == ["angry", "happy", "neutral", "sad"]
     seg = result.segments[0]
-    assert seg.curve.shape == (model.encoder.feature_extractor.num_frames(
-        round(segments[0].duration * SR)), 4)
+    assert seg.curve.shape == (
+        model.encoder.feature_extractor.num_frames(round(segments[0].duration * SR)),
+        4,
+    )
     np.testing.assert_allclose(seg.curve.sum(axis=1), 1.0, atol=1e-5)
     # the head is linear: the mean of per-frame logits is the utterance's logits
     logits = np.log(seg.curve)
@@ -203,7 +210,9 @@ def test_outputs_are_written_with_failures_kept(conversation, model, tmp_path):
     assert doc["segment_source"] == "rttm" and len(doc["segments"]) == 4 and len(doc["failed"]) == 1
     curve = list(csv.DictReader(open(written["curve"])))
     assert len(curve) == sum(len(s.curve) for s in result.segments)
-    assert float(curve[1]["time"]) - float(curve[0]["time"]) == pytest.approx(FRAME_SECONDS, abs=1e-3)
+    assert float(curve[1]["time"]) - float(curve[0]["time"]) == pytest.approx(
+        FRAME_SECONDS, abs=1e-3
+    )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("silero_vad") is None, reason="silero-vad absent")
@@ -240,8 +249,10 @@ def test_png_timeline(conversation, model, tmp_path):
 
 
 def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which(
-        "google-chrome"
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
     )
 
 
@@ -253,21 +264,39 @@ def test_html_timeline_in_a_real_headless_browser(conversation, model, tmp_path)
     text = page.read_text()
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in text and 'src="data:audio/' in text
-    browser = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}"]
+    browser = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--allow-file-access-from-files",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     dom = subprocess.run(
         [*browser, "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     ).stdout
     assert 'data-ready="1"' in dom  # the script ran to the end
-    assert dom.count('class="lane"') == 2 and 'data-speaker="A"' in dom and 'data-speaker="B"' in dom
+    assert (
+        dom.count('class="lane"') == 2 and 'data-speaker="A"' in dom and 'data-speaker="B"' in dom
+    )
     assert dom.count('class="segment"') == 4
     assert dom.count('class="legend-item"') == len(result.labels)
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [*browser, "--virtual-time-budget=3000", "--window-size=1200,500",
-         f"--screenshot={shot}", page.as_uri()],
-        capture_output=True, timeout=120, check=True,
+        [
+            *browser,
+            "--virtual-time-budget=3000",
+            "--window-size=1200,500",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
     )
     import matplotlib.image as mpimg
 
@@ -281,3 +310,69 @@ def test_html_timeline_in_a_real_headless_browser(conversation, model, tmp_path)
         if tuple(int(hexcolour[i : i + 2], 16) for i in (1, 3, 5)) in seen
     ]
     assert len(found) >= len(result.labels) - 1, found  # lanes and legend are drawn
+
+
+def test_predict_segments_from_the_cli(conversation, model, tmp_path, capsys):
+    from emotion2vec.cli import main
+
+    path, _, segments = conversation
+    model.save_pretrained(tmp_path / "m")
+    lonely = tmp_path / "lonely.wav"
+    sf.write(lonely, np.zeros(SR, np.float32), SR)
+    out = tmp_path / "out"
+    argv = ["predict", str(path), str(lonely), "--model", str(tmp_path / "m"), "--device", "cpu"]
+    code = main(
+        [
+            *argv,
+            "--segments",
+            str(path.with_suffix(".rttm")),
+            "--timeline",
+            "png,html",
+            "--frame-curve",
+            "-o",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    # lonely.wav is not in the RTTM: it fails alone, the meeting's files are written
+    assert code == 1 and "none named 'lonely'" in captured.err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "meeting.curve.csv",
+        "meeting.emotion.json",
+        "meeting.segments.csv",
+        "meeting.speakers.csv",
+        "meeting.timeline.html",
+        "meeting.timeline.png",
+    ]
+    doc = json.loads((out / "meeting.emotion.json").read_text())
+    direct = analyse_recording(model, path, segments)
+    assert [s["label"] for s in doc["segments"]] == [s.prediction.label for s in direct.segments]
+    assert "(recording)" in captured.out and "4 segment(s)" in captured.out
+    # a folder of per-recording segment files, WhisperX this time, with a label subset
+    folder = tmp_path / "segs"
+    folder.mkdir()
+    shutil.copy(path.with_suffix(".json"), folder / "meeting.json")
+    assert (
+        main(
+            [
+                *argv[:2],
+                *argv[3:],
+                "--segments",
+                str(folder),
+                "--labels",
+                "angry,happy,neutral,sad",
+                "-o",
+                str(tmp_path / "o2"),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader(open(tmp_path / "o2" / "meeting.segments.csv")))
+    assert rows[2]["text"] == "utterance 2" and "angry" in rows[0] and "fearful" not in rows[0]
+    # options that make no sense here are usage errors
+    assert (
+        main([*argv[:2], *argv[3:], "--segments", "vad", "--window-seconds", "5", "-o", "x"]) == 2
+    )
+    assert main([*argv[:2], *argv[3:], "--timeline", "png"]) == 2

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from ..argtypes import positive_int, positive_seconds
+from ..errors import ConfigError
 from . import options
 from .exit_codes import EXIT_FAILED_INPUTS, EXIT_OK
 
@@ -37,6 +38,45 @@ def add_parsers(sub) -> None:
         help="score only these labels, comma-separated (e.g. angry,happy,neutral,sad; aliases "
         "such as Angry, Fear, Surprise, ang, hap work): the others are masked out and the scores "
         "renormalised",
+    )
+    g = p.add_argument_group(
+        "recordings with segments",
+        "emotion per segment and per speaker of long recordings (conversations, calls, "
+        "podcasts); --output is then a folder",
+    )
+    g.add_argument(
+        "--segments",
+        default=None,
+        metavar="SOURCE",
+        help="'vad' (Silero voice-activity detection, pip install 'emotion2vec[segments]'), a "
+        "segment file for the inputs (RTTM, pyannote or WhisperX JSON, CSV/TSV/JSONL with "
+        "start,end[,speaker,text,file]) or a folder of <recording stem>.rttm|json|csv files",
+    )
+    g.add_argument(
+        "--timeline",
+        default=None,
+        metavar="png,html",
+        help="also draw each recording's timeline: png, html (interactive, audio included) or both",
+    )
+    g.add_argument(
+        "--frame-curve",
+        action="store_true",
+        help="also apply the head to every frame (50 Hz), smoothed: <stem>.curve.csv and the "
+        "timelines' curves (an extrapolation of an utterance-level head; see the docs)",
+    )
+    g.add_argument(
+        "--smooth-seconds",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="--frame-curve: moving-average window of the per-frame logits (default: 0.5)",
+    )
+    g.add_argument(
+        "--vad-threshold",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="--segments vad: speech probability threshold (default: 0.5)",
     )
     p.set_defaults(run=predict, interrupted=_INTERRUPTED)
 
@@ -125,7 +165,6 @@ def _check_windows(args: argparse.Namespace) -> str | None:
 def load(args: argparse.Namespace):
     """The model of ``--model`` on ``--device``, int8 with ``--quantize int8``."""
     from ..checkpoints import load_model
-    from ..errors import ConfigError
     from ..int8 import quantize_int8
 
     int8 = args.quantize == "int8"
@@ -171,12 +210,86 @@ def predict(args: argparse.Namespace) -> int:
     """``emotion2vec predict``."""
     from ..jobs import predict_files
 
+    if args.segments is not None:
+        return _predict_segments(args)
+    if args.timeline or args.frame_curve:
+        raise ConfigError("--timeline and --frame-curve work on recordings with --segments")
     model, sources, common = _job(args)
     results, summary = predict_files(
         model, sources, output=args.output, protected=args.inputs, labels=args.labels, **common
     )
     _print_predictions(results)
     return _finish(args, summary)
+
+
+def _predict_segments(args: argparse.Namespace) -> int:
+    from ..segments.job import TIMELINES, segment_recordings
+    from ..segments.vad import VadConfig
+    from ..sources import collect_sources
+
+    for option, value in (("--window-seconds", args.window_seconds), ("--shard", args.shard)):
+        if value is not None:
+            raise ConfigError(
+                f"{option} does not combine with --segments (segments are the windows)"
+            )
+    if args.output is None:
+        raise ConfigError("--segments writes several files per recording: pass --output FOLDER")
+    timelines = [t.strip() for t in (args.timeline or "").split(",") if t.strip()]
+    wrong = [t for t in timelines if t not in TIMELINES]
+    if wrong:
+        raise ConfigError(f"--timeline: unknown {wrong}; use png, html or png,html")
+    sources = collect_sources(args.inputs)
+    spans = [s.ident for s in sources if s.has_span]
+    if spans:
+        raise ConfigError(
+            f"{spans[0]}: with --segments each input is a whole recording; drop the manifest's "
+            "channel/start/end columns"
+        )
+    model = load(args)
+    job = segment_recordings(
+        model,
+        [s.path for s in sources],
+        args.segments,
+        args.output,
+        labels=args.labels,
+        curve=args.frame_curve,
+        smooth_seconds=args.smooth_seconds,
+        timelines=timelines,
+        vad=VadConfig(threshold=args.vad_threshold),
+        batch_seconds=args.batch_seconds,
+        workers=args.workers,
+        progress=False if args.quiet else None,
+    )
+    for result in job.results:
+        if not args.quiet:
+            _print_recording(result)
+        for segment, reason in result.failures:
+            print(
+                f"{result.path} {segment.start:.2f}-{segment.end:.2f} s: {reason}", file=sys.stderr
+            )
+    for recording, reason in job.failures:
+        print(f"{recording}: {reason}", file=sys.stderr)
+    if not args.quiet:
+        print(
+            f"wrote {len(job.written)} recording(s) to {args.output} in {job.seconds:.1f} s",
+            file=sys.stderr,
+        )
+    return EXIT_OK if job.ok else EXIT_FAILED_INPUTS
+
+
+def _print_recording(result) -> None:
+    print(f"{result.path}: {len(result.segments)} segment(s)")
+    for row in result.summary():
+        if row["label"] is None:
+            continue
+        print(
+            f"  {row['speaker']:<14} {row['seconds']:7.1f} s  {row['label']:<10} "
+            + "  ".join(
+                f"{n} {100 * v:.0f}%"
+                for n, v in sorted(row["share"].items(), key=lambda kv: -kv[1])[:3]
+                if v > 0
+            )
+        )
 
 
 def extract(args: argparse.Namespace) -> int:

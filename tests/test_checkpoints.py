@@ -38,7 +38,7 @@ from emotion2vec.config import (
     emotion2vec_plus_large,
 )
 from emotion2vec.errors import CheckpointError
-from emotion2vec.model import Emotion2vecModel
+from emotion2vec import Emotion2vecModel
 
 AUDIO = "modality_encoders.AUDIO."
 PLUS = "d2v_model."

@@ -24,7 +24,7 @@ from emotion2vec.config import (
     tiny,
 )
 from emotion2vec.errors import ConfigError
-from emotion2vec.model import Emotion2vecModel
+from emotion2vec import Emotion2vecModel
 
 
 def meta_model(config: ModelConfig) -> Emotion2vecModel:

@@ -15,7 +15,7 @@ import torch
 from emotion2vec.cli import main
 from emotion2vec.config import EMOTION_LABELS, EncoderConfig, ModelConfig
 from emotion2vec.jobs import extract_files, plan_windows, predict_files, run_model
-from emotion2vec.model import Emotion2vecModel
+from emotion2vec import Emotion2vecModel
 from emotion2vec.sources import collect_sources
 
 MICRO_CONV = ((64, 10, 5),) + ((64, 3, 2),) * 4 + ((64, 2, 2),) * 2

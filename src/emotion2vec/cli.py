@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args):
     import torch
 
-    from .checkpoints import load_model
+    from .pipeline import load_model
     from .errors import Emotion2vecError
     from .int8 import quantize_int8
 
@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"merged {done} predictions and {failed} failures into {target}")
             return EXIT_OK
         if args.command == "convert":
-            from .checkpoints import load_model
+            from .pipeline import load_model
 
             model = load_model(args.source)
             model.save_pretrained(args.output_dir)

@@ -240,7 +240,7 @@ def _source(args):
         raise Emotion2vecError("pass exactly one of --model and --features")
     if args.model is None:
         return None
-    from emotion2vec.checkpoints import load_model
+    from emotion2vec.pipeline import load_model
 
     return load_model(args.model, device=args.device)
 

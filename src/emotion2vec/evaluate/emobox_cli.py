@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..atomic import write_text
-    from ..checkpoints import load_model
+    from ..pipeline import load_model
     from ..errors import Emotion2vecError
     from ..jobs import predict_files
     from ..sources import AudioSource

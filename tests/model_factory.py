@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from emotion2vec import Emotion2vecModel
 from emotion2vec.config import (
     EMOTION_LABELS,
     OFFICIAL_CONV_LAYERS,
@@ -21,7 +22,6 @@ from emotion2vec.config import (
     EncoderConfig,
     ModelConfig,
 )
-from emotion2vec import Emotion2vecModel
 from emotion2vec.fast import accelerate
 
 #: The official (kernel, stride) spec with 64 channels.

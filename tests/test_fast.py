@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_model import max_diff, padded
 
 import emotion2vec.fast.alibi as alibi_mod
 import emotion2vec.fast.attention as attention_mod
@@ -23,7 +24,6 @@ from emotion2vec.fast.positional import FastPositionalConv
 from emotion2vec.model.feature_extractor import ConvFeatureExtractor, ConvLayer
 from emotion2vec.model.positional import Alibi, PositionalConv, alibi_slopes
 from emotion2vec.model.transformer import FeedForward, SelfAttention
-from test_model import max_diff, padded
 
 #: A small conv stack with the published kernel / stride pattern (receptive field 400).
 SMALL_CONV = ((8, 10, 5),) + ((8, 3, 2),) * 4 + ((8, 2, 2),) * 2
@@ -95,7 +95,9 @@ def test_lazy_alibi_equals_reference(frames, extra):
     # row blocks, including blocks that straddle the extra tokens, are slices of the bias
     length = extra + max(frames)
     for start, end in [(0, 1), (0, length), (max(extra - 1, 0), min(extra + 2, length))]:
-        fresh = LazyAlibi()(slopes, scale, max(frames), num_extra_tokens=extra, key_padding_mask=mask)
+        fresh = LazyAlibi()(
+            slopes, scale, max(frames), num_extra_tokens=extra, key_padding_mask=mask
+        )
         assert torch.equal(fresh.rows(start, end), want[:, :, start:end])
     positions = torch.tensor([[0, 3, 4, 9], [1, 2, 5, 6]])
     want = Alibi()(slopes, scale, 4, positions=positions, num_extra_tokens=extra)

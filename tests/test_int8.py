@@ -1,4 +1,4 @@
-"""Tests of emotion2vec.int8: per-channel int8 weights, per-row int8 activations, the int8 conv
+"""Tests of emotion2vec.fast.int8: per-channel int8 weights, per-row int8 activations, the int8 conv
 layer against the exact one, the quantised model against the exact model, and the fallback when
 torch.compile is not available."""
 
@@ -12,6 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from emotion2vec.fast import int8 as int8_mod
+from emotion2vec.fast.alibi import AlibiBias
+from emotion2vec.fast.attention import attend
+from emotion2vec.fast.conv import FastConvLayer
 from emotion2vec.fast.int8 import (
     GELU_NEGATIVE_BOUND,
     Int8ConvLayer,
@@ -24,11 +27,8 @@ from emotion2vec.fast.int8 import (
     quantize_rows,
     quantize_weight,
 )
-from emotion2vec.fast.conv import FastConvLayer
 from emotion2vec.model.feature_extractor import ConvLayer
-from emotion2vec.fast.alibi import AlibiBias
 from emotion2vec.model.positional import alibi_slopes
-from emotion2vec.fast.attention import attend
 from emotion2vec.model.transformer import TransformerBlock
 
 

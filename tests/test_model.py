@@ -405,5 +405,3 @@ def test_decoder_against_naive(make_model):
             h = y + h if i > 0 else y
         want = h.transpose(1, 2) @ dec.proj.weight.double().T + dec.proj.bias.double()
     assert max_diff(got, want) <= 1e-5
-
-

@@ -11,8 +11,8 @@ Load a published model exactly, extract features, predict emotions::
 
 from .config import EMOTION_LABELS, ModelConfig, preset
 from .errors import AudioError, CheckpointError, ConfigError, DataError, Emotion2vecError
-from .inference import Prediction
 from .fast.int8 import quantize_int8
+from .inference import Prediction
 from .pipeline import Emotion2vec, load_model
 
 #: The class users load and build (the network plus extract / predict / save_pretrained).

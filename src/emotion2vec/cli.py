@@ -182,9 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args):
     import torch
 
-    from .pipeline import load_model
     from .errors import Emotion2vecError
     from .int8 import quantize_int8
+    from .pipeline import load_model
 
     if args.quantize == "int8" and args.device != "cpu":
         raise Emotion2vecError(

@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..atomic import write_text
-    from ..pipeline import load_model
     from ..errors import Emotion2vecError
     from ..jobs import predict_files
+    from ..pipeline import load_model
     from ..sources import AudioSource
     from . import emobox
 

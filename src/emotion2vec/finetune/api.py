@@ -14,6 +14,7 @@ from ..checkpoints import load_model
 from ..errors import ConfigError
 from ..fast import accelerate
 from ..model import Emotion2vecModel
+from ..pipeline import Emotion2vec
 from ..pretrain import checkpointing
 from ..pretrain.distributed import DistInfo, barrier, init_distributed
 from ..pretrain.metrics import add_file_log, remove_file_log
@@ -70,7 +71,7 @@ def prepare_model(
         encoder_cfg.layerdrop = layerdrop
         encoder_cfg.context_layerdrop = layerdrop
     config = replace(start.config, encoder=encoder_cfg, decoder=None, labels=tuple(labels))
-    model = accelerate(Emotion2vecModel(config))  # training and probe init run the fast modules
+    model = accelerate(Emotion2vec(config))  # training and probe init run the fast modules
     model.encoder.load_state_dict(start.encoder.state_dict())
     if start.head is not None:
         old = {name: i for i, name in enumerate(start.labels)}

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints.native import save_pretrained
 from ..errors import Emotion2vecError
 from ..evaluate.metrics import accuracy, unweighted_accuracy
-from ..checkpoints.native import save_pretrained
 from ..fast import accelerate
 from ..inference import encode, plan_batches
 from ..model import Emotion2vecModel, masked_mean
@@ -287,9 +287,7 @@ class FinetuneObjective:
             if self.is_main and self.run_dir is not None:
                 from ..pretrain.checkpointing import _write_dir_atomically
 
-                _write_dir_atomically(
-                    self.run_dir / BEST, lambda d: save_pretrained(self.model, d)
-                )
+                _write_dir_atomically(self.run_dir / BEST, lambda d: save_pretrained(self.model, d))
         else:
             self.bad_evals += 1
         if cfg.patience is not None and self.bad_evals >= cfg.patience:

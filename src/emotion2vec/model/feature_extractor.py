@@ -24,7 +24,8 @@ def conv_output_length(length, kernel: int, stride: int):
     ``length`` is an int or an integer tensor (any shape; the result has its type). The tensor
     form only divides non-negative values, so it exports to ONNX (where division truncates)."""
     if isinstance(length, torch.Tensor):
-        return torch.where(length >= kernel, (length - kernel).clamp_min(0) // stride + 1, 0)
+        valid = (length - kernel).clamp_min(0) // stride + 1
+        return torch.where(length >= kernel, valid, torch.zeros_like(valid))
     return (length - kernel) // stride + 1 if length >= kernel else 0
 
 
@@ -52,9 +53,7 @@ class ConvLayer(nn.Module):
         """(B,) input lengths (or an int) -> output lengths."""
         return conv_output_length(lengths, self.conv.kernel_size[0], self.conv.stride[0])
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.conv(x).transpose(1, 2)  # (B, L', C_out)
         # The official extractor normalises in fp32 even under mixed precision.
         norm = self.norm

@@ -34,7 +34,7 @@ class PositionalConv(nn.Module):
             if keep is not None:
                 h = h * keep
             h = conv(h).transpose(1, 2)  # (B, T, D) for the LayerNorm over channels
-            h = F.gelu(F.layer_norm(h, (h.shape[-1],), eps=self.eps)).transpose(1, 2)
+            h = F.gelu(F.layer_norm(h, (conv.out_channels,), eps=self.eps)).transpose(1, 2)
         return h.transpose(1, 2)
 
 

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from ..checkpoints.native import save_pretrained
+from ..config import ModelConfig
 from ..errors import ConfigError
 from ..fast import accelerate
 from ..model import Emotion2vecModel, masked_mean

@@ -222,11 +222,12 @@ def gemm_ceiling(config, threads: int, batch_seconds: float = 60.0) -> float:
     and copies were free. (Noise can put it a little above the square-matmul peak.)"""
     import torch
 
-    from emotion2vec.model import feature_extractor
+    from emotion2vec.audio import frame_count
+    from emotion2vec.fast import conv as feature_extractor
 
     torch.set_num_threads(threads)
     e = config.encoder
-    clip_frames = (int(3.7 * 16000) - 400) // 320 + 1
+    clip_frames = frame_count(int(3.7 * 16000))
     clips = max(1, int(batch_seconds // 3.7))
     rows = clips * (clip_frames + e.num_extra_tokens)
     d, hidden = e.embed_dim, int(e.embed_dim * e.mlp_ratio)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotion2vec.model import Emotion2vecModel
+from emotion2vec import Emotion2vecModel
 
 FIXTURE_DIR = Path(__file__).parent / "fixtures" / "funasr_parity"
 

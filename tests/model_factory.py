@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from emotion2vec import Emotion2vecModel
 from emotion2vec.config import (
     EMOTION_LABELS,
     OFFICIAL_CONV_LAYERS,
@@ -21,7 +22,7 @@ from emotion2vec.config import (
     EncoderConfig,
     ModelConfig,
 )
-from emotion2vec.model import Emotion2vecModel
+from emotion2vec.fast import accelerate
 
 #: The official (kernel, stride) spec with 64 channels.
 MICRO_CONV = tuple((64, kernel, stride) for _, kernel, stride in OFFICIAL_CONV_LAYERS)
@@ -103,12 +104,14 @@ def build_model(
     labels: tuple[str, ...] = EMOTION_LABELS,
     decoder: bool = True,
     config: ModelConfig | None = None,
+    reference: bool = False,
     **encoder_overrides,
 ) -> Emotion2vecModel:
-    """A micro (or given-config) model with seeded random weights, in eval mode."""
+    """A micro (or given-config) model with seeded random weights, in eval mode, with the fast
+    modules as ``load_model`` gives them (``reference=True``: the reference modules)."""
     if config is None:
         config = build_micro_config(labels=labels, decoder=decoder, **encoder_overrides)
     torch.manual_seed(seed)
     model = Emotion2vecModel(config)
     randomize_(model, seed)
-    return model.eval()
+    return model.eval() if reference else accelerate(model.eval())

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import emotion2vec
+from emotion2vec import Emotion2vecModel
 from emotion2vec.audio import normalize_waveform
 from emotion2vec.checkpoints import keymap, native, official
 from emotion2vec.checkpoints.official import (
@@ -38,7 +39,6 @@ from emotion2vec.config import (
     emotion2vec_plus_large,
 )
 from emotion2vec.errors import CheckpointError
-from emotion2vec.model import Emotion2vecModel
 
 AUDIO = "modality_encoders.AUDIO."
 PLUS = "d2v_model."

@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from emotion2vec import Emotion2vecModel
 from emotion2vec.config import (
     EMOTION_LABELS,
     OFFICIAL_CONV_LAYERS,
@@ -24,7 +25,6 @@ from emotion2vec.config import (
     tiny,
 )
 from emotion2vec.errors import ConfigError
-from emotion2vec.model import Emotion2vecModel
 
 
 def meta_model(config: ModelConfig) -> Emotion2vecModel:

@@ -1,4 +1,4 @@
-"""Tests of emotion2vec.int8: per-channel int8 weights, per-row int8 activations, the int8 conv
+"""Tests of emotion2vec.fast.int8: per-channel int8 weights, per-row int8 activations, the int8 conv
 layer against the exact one, the quantised model against the exact model, and the fallback when
 torch.compile is not available."""
 
@@ -11,8 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emotion2vec import int8 as int8_mod
-from emotion2vec.int8 import (
+from emotion2vec.fast import int8 as int8_mod
+from emotion2vec.fast.alibi import AlibiBias
+from emotion2vec.fast.attention import attend
+from emotion2vec.fast.conv import FastConvLayer
+from emotion2vec.fast.int8 import (
     GELU_NEGATIVE_BOUND,
     Int8ConvLayer,
     Int8Linear,
@@ -25,8 +28,8 @@ from emotion2vec.int8 import (
     quantize_weight,
 )
 from emotion2vec.model.feature_extractor import ConvLayer
-from emotion2vec.model.positional import AlibiBias, alibi_slopes
-from emotion2vec.model.transformer import TransformerBlock, attend
+from emotion2vec.model.positional import alibi_slopes
+from emotion2vec.model.transformer import TransformerBlock
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -98,7 +101,7 @@ def test_product_epilogue_norm_and_gelu():
 @pytest.mark.parametrize("in_channels, kernel, stride", [(16, 3, 2), (16, 2, 2), (8, 4, 3)])
 def test_int8_conv_layer_matches_the_exact_layer(in_channels, kernel, stride):
     torch.manual_seed(3)
-    layer = ConvLayer(in_channels, 24, kernel, stride, eps=1e-5).eval()
+    layer = FastConvLayer(ConvLayer(in_channels, 24, kernel, stride, eps=1e-5)).eval()
     with torch.no_grad():
         layer.norm.weight.uniform_(0.5, 1.5)
         layer.norm.bias.normal_()
@@ -120,7 +123,7 @@ def test_quantize_int8_replaces_every_product_but_the_first_conv(plus_model, mak
     assert all(torch.equal(before[k], v) for k, v in plus_model.state_dict().items())
     enc = fast.encoder
     layers = list(enc.feature_extractor.layers)
-    assert isinstance(layers[0], ConvLayer) and layers[0].conv.in_channels == 1
+    assert isinstance(layers[0], FastConvLayer) and layers[0].conv.in_channels == 1
     assert all(isinstance(layer, Int8ConvLayer) for layer in layers[1:])
     assert isinstance(enc.feature_projection.linear, Int8Linear)
     for block in [*enc.context_blocks, *enc.blocks]:
@@ -206,7 +209,7 @@ def test_int8_block_is_the_block_with_int8_products():
     pad[1, 6:] = True
     bias = AlibiBias(torch.tensor(alibi_slopes(4)), torch.ones(4), 9, key_padding_mask=pad)
     with torch.inference_mode():
-        want_out, want_ffn = block(x, bias)
+        want_out, want_ffn = block(x, bias.full())
         fast = Int8TransformerBlock(copy.deepcopy(block), compile=False)
         out, ffn = fast(x, bias)
         h = fast.norm1(x + fast.proj(attend(fast.qkv(x), bias, 4)))

@@ -12,10 +12,10 @@ import pytest
 import soundfile as sf
 import torch
 
+from emotion2vec import Emotion2vecModel
 from emotion2vec.cli import main
 from emotion2vec.config import EMOTION_LABELS, EncoderConfig, ModelConfig
 from emotion2vec.jobs import extract_files, plan_windows, predict_files, run_model
-from emotion2vec.model import Emotion2vecModel
 from emotion2vec.sources import collect_sources
 
 MICRO_CONV = ((64, 10, 5),) + ((64, 3, 2),) * 4 + ((64, 2, 2),) * 2
@@ -257,7 +257,7 @@ def test_cli_predict_extract_convert(model_dir, corpus, tmp_path, capsys):
 
 
 def test_cli_quantize_int8_extracts_close_to_exact(model_dir, corpus, tmp_path, monkeypatch):
-    from emotion2vec import int8 as int8_mod
+    from emotion2vec.fast import int8 as int8_mod
 
     # the uncompiled int8 path (the compiled one is tested in tests/test_int8.py)
     monkeypatch.setattr(int8_mod._Compiled, "failed", True)

@@ -9,17 +9,20 @@ Load a published model exactly, extract features, predict emotions::
     fast = emotion2vec.quantize_int8(model)  # approximate int8 CPU copy (README: fidelity)
 """
 
-from .checkpoints import load_model
 from .config import EMOTION_LABELS, ModelConfig, preset
 from .errors import AudioError, CheckpointError, ConfigError, DataError, Emotion2vecError
+from .fast.int8 import quantize_int8
 from .inference import Prediction
-from .int8 import quantize_int8
-from .model import Emotion2vecModel
+from .pipeline import Emotion2vec, load_model
+
+#: The class users load and build (the network plus extract / predict / save_pretrained).
+Emotion2vecModel = Emotion2vec
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EMOTION_LABELS",
+    "Emotion2vec",
     "AudioError",
     "CheckpointError",
     "ConfigError",

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import AudioError
+from .model.feature_extractor import frames_after
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -575,10 +576,7 @@ def frame_count(num_samples: int, conv_layers: Sequence[tuple[int, int, int]] | 
     """
     if num_samples < 0:
         raise ValueError(f"num_samples must be >= 0, got {num_samples}")
-    length = int(num_samples)
-    for _, kernel, stride in _layers(conv_layers):
-        length = (length - kernel) // stride + 1 if length >= kernel else 0
-    return length
+    return frames_after(int(num_samples), _layers(conv_layers))
 
 
 def frame_counts(
@@ -594,7 +592,4 @@ def frame_counts(
     out = lengths.to(torch.int64)
     if (out < 0).any():
         raise ValueError("lengths must be >= 0")
-    for _, kernel, stride in _layers(conv_layers):
-        # For L < kernel the floor formula is <= 0, so clamping gives exactly the 0 frames.
-        out = (torch.div(out - kernel, stride, rounding_mode="floor") + 1).clamp_(min=0)
-    return out
+    return frames_after(out, _layers(conv_layers))

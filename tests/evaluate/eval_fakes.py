@@ -12,9 +12,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from emotion2vec import Emotion2vecModel
 from emotion2vec.config import EncoderConfig, ModelConfig
 from emotion2vec.evaluate.manifest import LabeledItem, write_manifest
-from emotion2vec.model import Emotion2vecModel
 
 #: One tone per class; speakers shift it by a few percent.
 TONES = {"angry": 330.0, "happy": 660.0, "neutral": 1320.0, "sad": 2640.0}

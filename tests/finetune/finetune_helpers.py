@@ -9,8 +9,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from emotion2vec import Emotion2vecModel
 from emotion2vec.config import EncoderConfig, ModelConfig
-from emotion2vec.model import Emotion2vecModel
 
 #: The brief's micro conv spec (64 channels, official kernels and strides).
 MICRO_CONV = ((64, 10, 5),) + ((64, 3, 2),) * 4 + ((64, 2, 2),) * 2

@@ -12,8 +12,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from emotion2vec import Emotion2vecModel
 from emotion2vec.config import OFFICIAL_CONV_LAYERS, DecoderConfig, EncoderConfig, ModelConfig
-from emotion2vec.model import Emotion2vecModel
 from emotion2vec.pretrain import PretrainConfig
 
 MICRO_CONV = tuple((64, kernel, stride) for _, kernel, stride in OFFICIAL_CONV_LAYERS)

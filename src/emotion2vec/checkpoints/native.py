@@ -60,11 +60,14 @@ def read_config(directory: Path) -> ModelConfig:
         raise CheckpointError(f"{path}: {exc}") from None
 
 
-def load_pretrained(directory: str | Path) -> Emotion2vecModel:
-    """Load a folder written by :func:`save_pretrained` strictly (CPU, eval mode)."""
+def load_pretrained(
+    directory: str | Path, model_class: type[Emotion2vecModel] = Emotion2vecModel
+) -> Emotion2vecModel:
+    """Load a folder written by :func:`save_pretrained` strictly (CPU, eval mode) into a new
+    ``model_class`` (an :class:`Emotion2vecModel` or a subclass)."""
     directory = Path(directory)
     config = read_config(directory)
-    model = Emotion2vecModel(config)
+    model = model_class(config)
     weights = directory / WEIGHTS_NAME
     try:
         state = load_file(weights)

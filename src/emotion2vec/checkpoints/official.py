@@ -264,7 +264,9 @@ def find_official_file(folder: Path) -> Path | None:
     return pts[0] if len(pts) == 1 else None
 
 
-def load_official(path: str | Path) -> Emotion2vecModel:
+def load_official(
+    path: str | Path, model_class: type[Emotion2vecModel] = Emotion2vecModel
+) -> Emotion2vecModel:
     """Load an official checkpoint file or model folder strictly into our model (CPU, eval mode)."""
     path = Path(path)
     folder = path if path.is_dir() else path.parent
@@ -312,7 +314,7 @@ def load_official(path: str | Path) -> Emotion2vecModel:
         config = config_from_official(state, model_cfg, normalize=normalize, labels=labels)
     except CheckpointError as exc:
         raise CheckpointError(f"{ckpt_path}: {exc}") from None
-    model = Emotion2vecModel(config)
+    model = model_class(config)
 
     ours: dict[str, torch.Tensor] = {}
     original_name: dict[str, str] = {}

@@ -255,7 +255,7 @@ def _source(args, device: str):
         if args.model is not None:
             raise Emotion2vecError("pass one of --model and --features, not both")
         return None
-    from ..checkpoints import load_model
+    from ..pipeline import load_model
 
     return load_model(options.model_name(args), device=device)
 
@@ -405,9 +405,9 @@ def _emobox_write(args, doc: dict, table: str) -> int:
 
 
 def _emobox_zero_shot(args, corpus, found, report: str, audio: dict) -> int:
-    from ..checkpoints import load_model
     from ..evaluate import emobox as box
     from ..jobs import predict_files
+    from ..pipeline import load_model
     from ..sources import AudioSource
 
     if args.features is not None:
@@ -452,7 +452,7 @@ def _emobox_features(args):
         if args.model is not None:
             raise Emotion2vecError("pass one of --model and --features, not both")
         return make_extractor(features=args.features), True, args.features
-    from ..checkpoints import load_model
+    from ..pipeline import load_model
 
     name = options.model_name(args)
     model = load_model(name, device=options.device(args))

@@ -46,9 +46,9 @@ def export_onnx(args: argparse.Namespace) -> int:
     """``emotion2vec export-onnx``."""
     import numpy as np
 
-    from ..checkpoints import load_model
     from ..export.onnx import check_onnx
     from ..export.onnx import export_onnx as export
+    from ..pipeline import load_model
     from ..training.checkpointing import run_model_folder
 
     name = options.model_name(args)

@@ -164,8 +164,8 @@ def _check_windows(args: argparse.Namespace) -> str | None:
 
 def load(args: argparse.Namespace):
     """The model of ``--model`` on ``--device``, int8 with ``--quantize int8``."""
-    from ..checkpoints import load_model
     from ..int8 import quantize_int8
+    from ..pipeline import load_model
 
     int8 = args.quantize == "int8"
     device = options.device(args, cpu_only=int8)

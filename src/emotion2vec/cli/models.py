@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
 
 def convert(args: argparse.Namespace) -> int:
     """``emotion2vec convert``."""
-    from ..checkpoints import load_model
+    from ..pipeline import load_model
 
     load_model(args.source).save_pretrained(args.output)
     print(f"wrote {args.output}/model.safetensors and config.json")

@@ -1,21 +1,16 @@
-"""ONNX export: an export-friendly forward pass over the model's own parameters.
+"""ONNX export of the reference modules (:mod:`emotion2vec.model`).
 
-The inference path (:mod:`emotion2vec.inference`) has Python loops whose trip counts depend on
-the input length (conv-stack chunks, attention row blocks) and branches on the data (a batch
-without padding skips the mask). A traced export would freeze those for the example input, so
-:class:`OnnxForward` re-states the forward pass with tensor operations only:
+The reference modules have no length-dependent Python loops or data-dependent branches in the
+traced path, so a traced export does not freeze anything to the example input. (The fast
+modules of :mod:`emotion2vec.fast` do have them: chunked conv, attention row blocks; an
+accelerated model is exported through reference modules that share its weights.)
+:class:`OnnxForward` adds what lies around the network at inference:
 
 * waveform normalisation per row over the valid samples (zero mean, unit biased variance,
   ``eps`` 1e-5, as :func:`emotion2vec.audio.normalize_batch`), padding set to zero;
-* the conv stack with ``F.conv1d`` (no chunking), LayerNorm over channels, GELU;
-* projection, the positional conv with padded frames zeroed before every layer;
-* the ALiBi bias built from the frame count with tensor ops, ``-inf`` at padded keys;
-* every block with plain attention (explicit softmax), post-LN, FFN;
-* the mean over valid frames and, with a head, the softmax over the labels (labels named
-  ``unuse...`` excluded, as :func:`emotion2vec.inference.scores_from_logits`).
-
-It holds a reference to the model, never a copy of a weight, so what is exported is exactly the
-model's parameters. :func:`export_onnx` writes the graph with dynamic batch and time axes.
+* a frame padding mask for every batch (the padding-free shortcut of ``local_features`` is a
+  data-dependent branch), the mean over valid frames and, with a head, the softmax over the
+  labels (labels named ``unuse...`` excluded, as :func:`emotion2vec.inference.scores_from_logits`).
 
 Boundary of the exported graph:
 
@@ -29,11 +24,9 @@ Boundary of the exported graph:
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..audio import NORM_EPS
@@ -46,11 +39,11 @@ INPUT_NAMES = ("waveform", "lengths")
 
 
 class OnnxForward(nn.Module):
-    """The model's inference forward pass without length-dependent Python control flow.
+    """The model's inference forward pass, from raw waveforms to scores, for export.
 
     ``forward(waveform (B, N) float32, lengths (B,) int64)`` returns ``(frames (B, T, D),
     frame_lengths (B,), embedding (B, D))`` plus ``scores (B, C)`` when the model has a head.
-    Shares every parameter with ``model`` (no copies); call in eval mode.
+    ``model`` should hold the reference modules (:func:`reference_copy`); call in eval mode.
     """
 
     def __init__(self, model: Emotion2vecModel):
@@ -70,73 +63,12 @@ class OnnxForward(nn.Module):
         names = ("frames", "frame_lengths", "embedding")
         return names + ("scores",) if self.model.head is not None else names
 
-    # -------------------------------------------------------------- pieces
-
     def _normalise(self, waves: torch.Tensor, valid: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         x = waves * valid
         mean = x.sum(dim=1, keepdim=True) / n
         centred = (x - mean) * valid
         var = (centred * centred).sum(dim=1, keepdim=True) / n
         return centred / torch.sqrt(var + NORM_EPS)
-
-    def _conv_stack(self, waves: torch.Tensor) -> torch.Tensor:
-        x = waves.unsqueeze(1)  # (B, 1, N)
-        for layer in self.model.encoder.feature_extractor.layers:
-            x = F.conv1d(x, layer.conv.weight, stride=layer.conv.stride)
-            x = F.layer_norm(
-                x.transpose(1, 2), layer.norm.normalized_shape, layer.norm.weight, layer.norm.bias,
-                layer.norm.eps,
-            )  # fmt: skip
-            x = F.gelu(x).transpose(1, 2)
-        return x.transpose(1, 2)  # (B, T, C)
-
-    def _frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        out = lengths
-        for _, kernel, stride in self.model.encoder.feature_extractor.spec:
-            # the clamp keeps the division on non-negative values (truncation = floor in ONNX)
-            out = torch.where(
-                out >= kernel, (out - kernel).clamp_min(0) // stride + 1, torch.zeros_like(out)
-            )
-        return out
-
-    def _positional(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
-        pos = self.model.encoder.positional_conv
-        keep = (~padding).unsqueeze(1).to(x.dtype)  # (B, 1, T)
-        dim = (self.model.config.encoder.embed_dim,)  # static: a traced shape would not export
-        h = x.transpose(1, 2)
-        for conv in pos.convs:
-            h = conv(h * keep)
-            h = F.gelu(F.layer_norm(h.transpose(1, 2), dim, eps=pos.eps)).transpose(1, 2)
-        return h.transpose(1, 2)
-
-    def _alibi(self, num_frames: torch.Tensor, key_padding: torch.Tensor) -> torch.Tensor:
-        """(B, H, E + T, E + T) bias: -coef_h |i - j| between frames, 0 to and from the extra
-        tokens, -inf at padded keys."""
-        enc = self.model.encoder
-        n_extra = enc.extra_tokens.shape[0]
-        pos = torch.arange(num_frames, device=key_padding.device).to(torch.float32)
-        distance = -(pos.unsqueeze(1) - pos.unsqueeze(0)).abs()
-        distance = F.pad(distance, (n_extra, 0, n_extra, 0))
-        coef = enc.alibi_slopes.float() * enc.alibi_scale.float().clamp_min(0)
-        bias = distance.unsqueeze(0).unsqueeze(0) * coef.view(1, -1, 1, 1)
-        keys = F.pad(key_padding, (n_extra, 0), value=False)  # (B, E + T)
-        return bias.masked_fill(keys[:, None, None, :], float("-inf"))
-
-    @staticmethod
-    def _block(blk, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        attn = blk.attn
-        heads = attn.num_heads
-        dim = x.shape[-1]
-        head_dim = dim // heads
-        qkv = attn.qkv(x).reshape(x.shape[0], -1, 3, heads, head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, Dh)
-        scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(head_dim)) + bias
-        out = torch.matmul(torch.softmax(scores, dim=-1), v)
-        out = out.transpose(1, 2).reshape(x.shape[0], -1, dim)
-        x = blk.norm1(x + attn.proj(out))
-        return blk.norm2(x + blk.mlp(x))
-
-    # -------------------------------------------------------------- forward
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor):
         """waveform: (B, N) float32 16 kHz, not normalised, zero-padded; lengths: (B,) int64."""
@@ -148,21 +80,14 @@ class OnnxForward(nn.Module):
         if model.config.normalize_waveform:
             waves = self._normalise(waves, valid, lengths.to(waveform.dtype).unsqueeze(1))
 
-        x = enc.feature_projection(self._conv_stack(waves))  # (B, T, D)
-        frame_lengths = self._frame_lengths(lengths)
+        feats, frame_lengths = enc.feature_extractor(waves, lengths)
+        x = enc.feature_projection(feats)  # (B, T, D)
         frame_index = torch.arange(x.shape[1], device=x.device)
         padding = frame_index.unsqueeze(0) >= frame_lengths.unsqueeze(1)  # (B, T) True = pad
-        x = x + self._positional(x, padding)
-
-        bias = self._alibi(x.shape[1], padding)
-        n_extra = enc.extra_tokens.shape[0]
-        tokens = enc.extra_tokens.unsqueeze(0).expand(x.shape[0], -1, -1).to(x.dtype)
-        x = enc.context_norm(torch.cat([tokens, x], dim=1))
-        for blk in list(enc.context_blocks) + list(enc.blocks):
-            x = self._block(blk, x, bias)
+        out = enc.contextualize(x, padding)
 
         keep = (~padding).unsqueeze(-1).to(x.dtype)
-        frames = x[:, n_extra:] * keep
+        frames = out.frames * keep
         embedding = frames.sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
         if model.head is None:
             return frames, frame_lengths, embedding
@@ -170,6 +95,13 @@ class OnnxForward(nn.Module):
         if len(self.keep) != logits.shape[-1]:
             logits = logits[:, self.keep]
         return frames, frame_lengths, embedding, torch.softmax(logits.float(), dim=-1)
+
+
+def reference_copy(model: Emotion2vecModel) -> Emotion2vecModel:
+    """The reference network (no fast modules) over ``model``'s own tensors (no copies)."""
+    reference = Emotion2vecModel(model.config)
+    reference.load_state_dict(model.state_dict(), assign=True)
+    return reference.eval()
 
 
 def export_onnx(
@@ -197,7 +129,7 @@ def export_onnx(
         raise ConfigError(f"opset {opset} is too old: LayerNormalization needs opset >= 17")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = OnnxForward(model).eval()
+    wrapper = OnnxForward(reference_copy(model)).eval()
     rate = model.config.sample_rate
     gen = torch.Generator().manual_seed(0)
     lengths = torch.tensor([int(s * rate) for s in example_seconds], dtype=torch.int64)

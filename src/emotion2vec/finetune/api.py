@@ -12,7 +12,9 @@ import torch
 
 from ..checkpoints import load_model
 from ..errors import ConfigError
+from ..fast import accelerate
 from ..model import Emotion2vecModel
+from ..pipeline import Emotion2vec
 from ..training import checkpointing
 from ..training.device import resolve_device
 from ..training.distributed import DistInfo, barrier, init_distributed
@@ -70,7 +72,7 @@ def prepare_model(
         encoder_cfg.layerdrop = layerdrop
         encoder_cfg.context_layerdrop = layerdrop
     config = replace(start.config, encoder=encoder_cfg, decoder=None, labels=tuple(labels))
-    model = Emotion2vecModel(config)
+    model = accelerate(Emotion2vec(config))  # training and probe init run the fast modules
     model.encoder.load_state_dict(start.encoder.state_dict())
     if start.head is not None:
         old = {name: i for i, name in enumerate(start.labels)}

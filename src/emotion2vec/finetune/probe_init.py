@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..evaluate.metrics import unweighted_accuracy
+from ..inference import extract
 
 log = logging.getLogger("emotion2vec.finetune")
 
@@ -40,7 +41,7 @@ def utterance_embeddings(model, paths: Sequence[str], batch_seconds: float) -> t
     rows = []
     for start in range(0, len(paths), CHUNK_FILES):
         chunk = [str(p) for p in paths[start : start + CHUNK_FILES]]
-        rows.extend(model.extract(chunk, batch_seconds=batch_seconds))
+        rows.extend(extract(model, chunk, batch_seconds=batch_seconds))
     return torch.from_numpy(np.stack(rows)).double()
 
 
@@ -103,7 +104,7 @@ def probe_init_head(
     xv = None
     if valid is not None and len(valid[1]):
         waves, valid_ids = valid
-        xv = torch.from_numpy(np.stack(model.extract(list(waves), sample_rate=16000))).double()
+        xv = torch.from_numpy(np.stack(extract(model, list(waves), sample_rate=16000))).double()
         candidates = [(l2, (xv, np.asarray(valid_ids))) for l2 in L2_GRID]
     best = None
     for l2, held_out in candidates:

@@ -1,8 +1,10 @@
-"""Model components; the user-facing class is :class:`Emotion2vecModel`."""
+"""The reference network, readable top to bottom; :mod:`emotion2vec.fast` swaps in faster
+modules with the same numbers. Knows nothing of loading, inference or training."""
 
 from .decoder import Decoder
 from .emotion2vec import Emotion2vecModel
 from .encoder import Emotion2vecEncoder, EncoderOutput
+from .feature_extractor import conv_output_length, frames_after
 from .heads import EmotionHead, masked_mean
 
 __all__ = [
@@ -11,5 +13,7 @@ __all__ = [
     "Emotion2vecModel",
     "EmotionHead",
     "EncoderOutput",
+    "conv_output_length",
+    "frames_after",
     "masked_mean",
 ]

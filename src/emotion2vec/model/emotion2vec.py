@@ -12,8 +12,11 @@ from .heads import EmotionHead, masked_mean
 
 
 class Emotion2vecModel(nn.Module):
-    """emotion2vec as published. ``extract``/``predict`` are the user-facing entry points
-    (see :mod:`emotion2vec.inference`); ``forward`` works on prepared tensors."""
+    """emotion2vec as published: the network alone, working on prepared tensors.
+
+    What ``emotion2vec.load_model`` returns is :class:`emotion2vec.pipeline.Emotion2vec`, this
+    class plus the user-facing ``extract`` / ``predict`` / ``save_pretrained``; training uses
+    this class directly."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -50,28 +53,3 @@ class Emotion2vecModel(nn.Module):
         embedding = masked_mean(out.frames, out.padding_mask)
         logits = self.head(embedding) if self.head is not None else None
         return out, embedding, logits
-
-    # User-facing API, implemented in emotion2vec.inference (kept there so this file stays the
-    # model). Imported lazily to avoid an import cycle.
-    def extract(self, audio, sample_rate=None, granularity="utterance", **kwargs):  # noqa: D102
-        from ..inference import extract
-
-        return extract(self, audio, sample_rate=sample_rate, granularity=granularity, **kwargs)
-
-    def predict(self, audio, sample_rate=None, **kwargs):  # noqa: D102
-        from ..inference import predict
-
-        return predict(self, audio, sample_rate=sample_rate, **kwargs)
-
-    def save_pretrained(self, directory) -> None:
-        """Write ``model.safetensors`` + ``config.json`` (our format) into ``directory``."""
-        from ..checkpoints.native import save_pretrained
-
-        save_pretrained(self, directory)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path, device="cpu") -> Emotion2vecModel:
-        """Load a published name, an official checkpoint or a folder in our format."""
-        from ..checkpoints.loading import load_model
-
-        return load_model(name_or_path, device=device)

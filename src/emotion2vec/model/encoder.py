@@ -9,7 +9,7 @@ from torch import nn
 
 from ..config import EncoderConfig
 from .feature_extractor import ConvFeatureExtractor, FeatureProjection
-from .positional import AlibiBias, PositionalConv, alibi_slopes
+from .positional import Alibi, PositionalConv, alibi_slopes
 from .transformer import TransformerBlock
 
 
@@ -46,6 +46,7 @@ class Emotion2vecEncoder(nn.Module):
         self.positional_conv = PositionalConv(
             c.embed_dim, c.pos_conv_kernel, c.pos_conv_layers, c.pos_conv_groups
         )
+        self.alibi = Alibi()
         self.alibi_scale = nn.Parameter(torch.ones(c.num_heads))
         self.register_buffer(
             "alibi_slopes", torch.tensor(alibi_slopes(c.num_heads)), persistent=False
@@ -88,12 +89,9 @@ class Emotion2vecEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """waves (B, N), lengths (B,) or None -> projected conv features (B, T, D) and the frame
         padding mask (B, T) (True = padding; None when every row is full length)."""
-        feats = self.feature_extractor(waves)
+        feats, frames = self.feature_extractor(waves, lengths)
         x = self.feature_projection(feats)
-        if lengths is None:
-            return x, None
-        frames = self.frame_lengths(lengths)
-        if bool((frames == x.shape[1]).all()):
+        if lengths is None or bool((frames == x.shape[1]).all()):
             return x, None
         padding_mask = torch.arange(x.shape[1], device=x.device).unsqueeze(0) >= frames.unsqueeze(1)
         return x, padding_mask
@@ -144,7 +142,7 @@ class Emotion2vecEncoder(nn.Module):
         batch, length, _ = x.shape
         n_extra = self.extra_tokens.shape[0]
 
-        bias = AlibiBias(
+        bias = self.alibi(
             self.alibi_slopes,
             self.alibi_scale,
             length,

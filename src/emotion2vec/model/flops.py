@@ -8,6 +8,7 @@ on it are conservative.
 from __future__ import annotations
 
 from ..config import ModelConfig
+from .feature_extractor import conv_output_length
 
 
 def encoder_flops(config: ModelConfig, num_samples: int) -> int:
@@ -16,7 +17,7 @@ def encoder_flops(config: ModelConfig, num_samples: int) -> int:
     flops = 0
     length, in_ch = num_samples, 1
     for ch, kernel, stride in e.conv_layers:
-        length = (length - kernel) // stride + 1 if length >= kernel else 0
+        length = conv_output_length(length, kernel, stride)
         flops += 2 * in_ch * kernel * ch * length
         in_ch = ch
     frames = length

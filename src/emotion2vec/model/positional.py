@@ -1,4 +1,4 @@
-"""Relative positional information: the 5-layer grouped positional conv and ALiBi biases."""
+"""Relative positional information: the grouped positional conv and the ALiBi bias."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from .activation import gelu
 
 
 class PositionalConv(nn.Module):
@@ -27,30 +25,17 @@ class PositionalConv(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, T, D); padding_mask: (B, T) bool, True = padding. Returns (B, T, D).
-
-        Runs time-major: a contiguous (B, T, D) tensor is, in memory, exactly a channels-last
-        (B, D, 1, T) image, so each layer is one 2-D grouped convolution on that view with no
-        transposes, and its output is already (B, T, D) for the LayerNorm. oneDNN runs this about
-        twice as fast as ``conv1d`` on (B, D, T) (base size, 16 x 190 frames, 2 threads: 20 ms
-        against 41 ms a layer); the weights stay ``nn.Conv1d`` so checkpoints map one to one.
-        """
-        keep = None if padding_mask is None else (~padding_mask).unsqueeze(-1).to(x.dtype)
-        h = x
+        """x: (B, T, D); padding_mask: (B, T) bool, True = padding. Returns (B, T, D)."""
+        if x.shape[1] == 0:  # no frames (input shorter than one window): nothing to convolve
+            return x.clone()
+        keep = None if padding_mask is None else (~padding_mask).unsqueeze(1).to(x.dtype)
+        h = x.transpose(1, 2)  # (B, D, T)
         for conv in self.convs:
             if keep is not None:
                 h = h * keep
-            image = h.contiguous().transpose(1, 2).unsqueeze(2)  # (B, D, 1, T), channels-last
-            y = F.conv2d(
-                image,
-                conv.weight.unsqueeze(2),
-                conv.bias,
-                padding=(0, conv.padding[0]),
-                groups=conv.groups,
-            )
-            h = y.squeeze(2).transpose(1, 2)  # (B, T, D)
-            h = gelu(F.layer_norm(h, (h.shape[-1],), eps=self.eps))
-        return h
+            h = conv(h).transpose(1, 2)  # (B, T, D) for the LayerNorm over channels
+            h = F.gelu(F.layer_norm(h, (conv.out_channels,), eps=self.eps)).transpose(1, 2)
+        return h.transpose(1, 2)
 
 
 def alibi_slopes(num_heads: int) -> list[float]:
@@ -67,23 +52,15 @@ def alibi_slopes(num_heads: int) -> list[float]:
     return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: num_heads - closest]
 
 
-#: Row-block distances are cached across blocks up to this many floats (2**26 = 256 MB).
-MAX_CACHED_DISTANCES = 2**26
+class Alibi(nn.Module):
+    """Builds the additive attention bias of one forward pass (no parameters of its own: the
+    slopes and the trainable scale belong to the encoder, whose checkpoint keys they are).
 
-
-class AlibiBias:
-    """The additive attention bias of one forward pass, built lazily per block of query rows.
-
-    bias[b, h, i, j] = -slope_h * scale_h * |pos_i - pos_j| over frames, 0 to and from the extra
-    tokens in front, and -inf at padded keys. Short inputs build the whole (B, H, L, L) tensor once
-    and every block reuses it. Long inputs would need 1.7 GB for 120 s at 12 heads, so attention
-    asks for row blocks instead: the head-independent distances of each block are kept (T x T
-    floats in all) and the per-head bias is one multiplication per block and layer (for very long inputs
-    the distances are recomputed instead of kept). Without padding, at inference, long inputs
-    need none of that: :meth:`diagonals` gives the whole frame bias as (H, 2T - 1) values.
+    ``bias[b, h, i, j] = -slope_h * max(scale_h, 0) * |pos_i - pos_j|`` between frames, 0 to and
+    from the extra tokens in front, ``-inf`` at padded keys.
     """
 
-    def __init__(
+    def forward(
         self,
         slopes: torch.Tensor,
         scale: torch.Tensor,
@@ -92,99 +69,21 @@ class AlibiBias:
         positions: torch.Tensor | None = None,
         num_extra_tokens: int = 0,
         key_padding_mask: torch.Tensor | None = None,
-    ):
-        # Official: (slope * -distance) * clamp(scale, 0). One per-head factor here, so the bias
+    ) -> torch.Tensor:
+        """slopes, scale: (H,); positions: (B, T) frame positions (None: 0..T-1; pre-training
+        passes the positions of its visible frames); key_padding_mask: (B, T) True = padding.
+        Returns (B or 1, H, E + T, E + T) float32."""
+        # Official: (slope * -distance) * clamp(scale, 0); one per-head factor here, so the bias
         # costs one multiplication (rounding differs by ~1 ulp).
-        self.coef = slopes.float() * scale.float().clamp_min(0)  # (H,)
-        self.num_extra = num_extra_tokens
-        self.length = num_extra_tokens + num_frames
-        device = slopes.device
-        pos = (
-            torch.arange(num_frames, device=device).unsqueeze(0) if positions is None else positions
-        )
-        self.positions = pos.to(torch.float32)  # (B or 1, T)
-        self.num_frames = num_frames
-        self._evenly_spaced = positions is None
-        self._diagonals: torch.Tensor | None = None
-        self.key_padding_mask = None
+        coef = slopes.float() * scale.float().clamp_min(0)  # (H,)
+        if positions is None:
+            positions = torch.arange(num_frames, device=slopes.device).unsqueeze(0)
+        pos = positions.to(torch.float32)  # (B or 1, T)
+        distance = -(pos.unsqueeze(-1) - pos.unsqueeze(-2)).abs()  # (B or 1, T, T)
+        e = num_extra_tokens
+        distance = F.pad(distance, (e, 0, e, 0))  # extra tokens: distance 0 to and from all
+        bias = distance.unsqueeze(1) * coef.view(1, -1, 1, 1)
         if key_padding_mask is not None:
-            extra = key_padding_mask.new_zeros(key_padding_mask.shape[0], num_extra_tokens)
-            self.key_padding_mask = torch.cat([extra, key_padding_mask], dim=1)  # (B, E + T)
-        self._full: torch.Tensor | None = None
-        self._distances: dict[tuple[int, int], torch.Tensor] = {}
-        self._buffer: torch.Tensor | None = None
-
-    def _distance(self, start: int, end: int) -> torch.Tensor:
-        """-|pos_i - pos_j| for query rows [start, end): (B or 1, end - start, E + T), 0 for extra tokens.
-
-        Kept for the next blocks while all of them together stay small (T x T floats: 144 MB at
-        120 s); beyond that (3.6 GB at 10 minutes) they are recomputed, which costs one pass.
-        """
-        key = (start, end)
-        if key in self._distances:
-            return self._distances[key]
-        e = self.num_extra
-        q_pos = self.positions[:, max(start - e, 0) : max(end - e, 0)]
-        distance = -(q_pos.unsqueeze(-1) - self.positions.unsqueeze(-2)).abs()
-        distance = F.pad(distance, (e, 0, min(e, end) - min(e, start), 0))
-        if self.positions.shape[0] * self.length * self.length <= MAX_CACHED_DISTANCES:
-            self._distances[key] = distance
-        return distance
-
-    def rows(self, start: int, end: int) -> torch.Tensor:
-        """Bias for query rows [start, end) of the (E + T) sequence: (B or 1, H, end - start, E + T)."""
-        if self._full is not None:
-            return self._full[:, :, start:end]
-        distance = self._distance(start, end).unsqueeze(1)
-        coef = self.coef.view(1, -1, 1, 1)
-        # With autograd on, the attention may keep this bias for its backward (whenever q, k or
-        # v need gradients, even with a frozen scale): a fresh tensor, never the shared buffer.
-        if torch.is_grad_enabled():
-            bias = distance * coef
-            if self.key_padding_mask is not None:
-                bias = bias.masked_fill(self.key_padding_mask[:, None, None, :], float("-inf"))
-            return bias
-        # Inference: each row block is consumed before the next is asked for, so one buffer
-        # serves them all (fresh 100 MB allocations cost more in page faults than the product).
-        rows = (
-            distance.shape[0] if self.key_padding_mask is None else self.key_padding_mask.shape[0]
-        )
-        shape = (rows, coef.shape[1], end - start, self.length)
-        size = shape[0] * shape[1] * shape[2] * shape[3]
-        if self._buffer is None or self._buffer.numel() < size:
-            self._buffer = torch.empty(size, dtype=torch.float32, device=distance.device)
-        bias = torch.mul(
-            distance.expand(rows, -1, -1, -1), coef, out=self._buffer[:size].view(shape)
-        )
-        if self.key_padding_mask is not None:
-            bias.masked_fill_(self.key_padding_mask[:, None, None, :], float("-inf"))
+            keys = F.pad(key_padding_mask, (e, 0), value=False)  # (B, E + T)
+            bias = bias.masked_fill(keys[:, None, None, :], float("-inf"))
         return bias
-
-    def diagonals(self) -> torch.Tensor | None:
-        """The frame-to-frame bias by its diagonals, for attention whose frame keys are in reverse
-        order: (H, 2T - 1) with ``bias[b, h, E + i, E + T - 1 - j] = diagonals[h, i + j]``, so
-        ``diagonals.as_strided((H, T, T), (2T - 1, 1, 1))`` is the whole frame block without
-        ever building it (a Hankel matrix: each anti-diagonal is one distance). None when the
-        bias has no such form or autograd needs it: explicit positions (pre-training's visible
-        frames), any padded key, or a trainable ALiBi scale with gradients on.
-
-        Same values as :meth:`rows`: ``-|i - j|`` times the per-head factor, in fp32.
-        """
-        if not self._evenly_spaced or (torch.is_grad_enabled() and self.coef.requires_grad):
-            return None
-        if self.key_padding_mask is not None and bool(self.key_padding_mask.any()):
-            return None
-        if self._diagonals is None:
-            n = self.num_frames
-            offset = torch.arange(2 * n - 1, device=self.coef.device, dtype=torch.float32)
-            distance = -(offset - (n - 1)).abs()
-            self._diagonals = distance.unsqueeze(0) * self.coef.unsqueeze(1)
-        return self._diagonals
-
-    def full(self) -> torch.Tensor:
-        """The whole bias (B or 1, H, E + T, E + T), computed once and reused by every block."""
-        if self._full is None:
-            self._full = self.rows(0, self.length)
-            self._distances.clear()
-            self._buffer = None  # the full bias keeps the buffer's storage alive
-        return self._full

@@ -6,106 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activation import gelu
-from .positional import AlibiBias
-
-
-def _cpu_flash_attention():
-    """The CPU flash-attention kernel that also returns its log-sum-exps and takes a float mask
-    (PyTorch >= 2.3), or None."""
-    try:
-        op = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    except (AttributeError, RuntimeError):
-        return None
-    return op if "attn_mask" in str(op.default._schema) else None
-
-
-_CPU_FLASH = _cpu_flash_attention()
-
-#: Above this many attention-score elements (B x H x T x T), attention runs in blocks of query rows
-#: so that memory stays bounded for long recordings (2**26 floats = 256 MB).
-MAX_SCORE_ELEMENTS = 2**26
-
-
-def attend(
-    qkv: torch.Tensor, bias: AlibiBias, num_heads: int, dropout: float = 0.0
-) -> torch.Tensor:
-    """Multi-head attention of packed projections: qkv (B, T, 3 D) -> (B, T, D), before the
-    output projection. Inputs long enough that the (B, H, T, T) bias would pass
-    ``MAX_SCORE_ELEMENTS`` run with the bias given by its diagonals where it has that form
-    (:func:`attend_by_diagonals`: on CPU without padding or autograd, such as one long recording),
-    else in blocks of query rows."""
-    batch, length, width = qkv.shape
-    dim = width // 3
-    heads = qkv.view(batch, length, 3, num_heads, dim // num_heads)
-    q, k, v = heads.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, Dh)
-    rows = max(1, MAX_SCORE_ELEMENTS // (batch * num_heads * length))
-    diagonals = None
-    inference = not torch.is_grad_enabled() and dropout == 0.0 and _CPU_FLASH is not None
-    if inference and rows < length and q.device.type == "cpu" and q.dtype == torch.float32:
-        diagonals = bias.diagonals()
-    if diagonals is not None:
-        out = attend_by_diagonals(q, k, v, diagonals, bias.num_extra)
-    elif rows >= length:
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias.full().to(q.dtype), dropout_p=dropout
-        )
-    else:
-        out = torch.cat(
-            [
-                F.scaled_dot_product_attention(
-                    q[:, :, s : s + rows],
-                    k,
-                    v,
-                    attn_mask=bias.rows(s, min(s + rows, length)).to(q.dtype),
-                    dropout_p=dropout,
-                )
-                for s in range(0, length, rows)
-            ],
-            dim=2,
-        )
-    return out.transpose(1, 2).reshape(batch, length, dim)
-
-
-def attend_by_diagonals(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, diagonals: torch.Tensor, num_extra: int
-) -> torch.Tensor:
-    """Attention (B, H, E + T, Dh) -> (B, H, E + T, Dh) with the ALiBi bias given by its
-    diagonals (:meth:`AlibiBias.diagonals`, no padding), CPU fp32, inference only (the kernel
-    does not pass gradients through the log-sum-exps the extra-token merge uses).
-
-    The frame block of the bias is a Toeplitz matrix: with the frame keys taken in reverse
-    order it becomes a Hankel matrix, which is a strided view of the (H, 2T - 1) diagonals
-    (row stride 1, column stride 1). The flash-attention kernel reads the mask through its
-    strides, so it gets the whole bias from a vector that stays in cache: no (B, H, T, T)
-    tensor is built, multiplied per layer or streamed from memory, and memory stays O(T) for
-    inputs of any length (no blocks of query rows needed). :func:`attend` uses it only where
-    the bias would otherwise be built in blocks of query rows, once per layer: measured per
-    layer (12 heads, 2 threads) 1.2-1.3x faster than that at 2,000-6,000 frames, and a whole
-    120 s forward 1.07-1.11x faster. Shorter inputs build their bias once per forward, and
-    there the extra-token merge below costs more than it saves (2x slower at 16 x 100 frames).
-
-    The extra tokens, whose bias is 0 to and from everything, do not fit that view; the frame
-    queries attend to their E keys separately and the two softmax parts are merged through
-    their log-sum-exps (what the kernel itself does between its blocks of keys). Reversing the
-    keys changes only the order of the sums: ~1e-6 from the bias-tensor path.
-    """
-    e = num_extra
-    frames = q.shape[2] - e
-    heads = q.shape[1]
-    hankel = diagonals.as_strided((1, heads, frames, frames), (0, diagonals.stride(0), 1, 1))
-    q_frames = q[:, :, e:]
-    out, lse = _CPU_FLASH(q_frames, k[:, :, e:].flip(2), v[:, :, e:].flip(2), attn_mask=hankel)
-    if e == 0:
-        return out
-    # frame queries against the extra tokens' keys (zero bias), then the two softmax parts
-    # merged: weight of the extra part = e^lse_extra / (e^lse + e^lse_extra)
-    out_extra, lse_extra = _CPU_FLASH(q_frames, k[:, :, :e], v[:, :, :e])
-    merged = torch.lerp(out, out_extra, torch.sigmoid(lse_extra - lse).unsqueeze(-1))
-    # the extra tokens' own queries: no bias at all
-    extra = F.scaled_dot_product_attention(q[:, :, :e], k, v)
-    return torch.cat([extra, merged], dim=2)
-
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention; the bias (ALiBi + key padding) is added to the logits in fp32."""
@@ -118,10 +18,15 @@ class SelfAttention(nn.Module):
         self.attention_dropout = attention_dropout
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, bias: AlibiBias) -> torch.Tensor:
-        """x: (B, T, D); bias: the ALiBi + key-padding bias of this pass. Returns (B, T, D)."""
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D); bias: (B or 1, H, T, T) from :class:`~.positional.Alibi`. Returns
+        (B, T, D)."""
+        batch, length, dim = x.shape
+        heads = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads)
+        q, k, v = heads.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, Dh)
         dropout = self.attention_dropout if self.training else 0.0
-        return self.dropout(self.proj(attend(self.qkv(x), bias, self.num_heads, dropout)))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout)
+        return self.dropout(self.proj(out.transpose(1, 2).reshape(batch, length, dim)))
 
 
 class FeedForward(nn.Module):
@@ -134,7 +39,7 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(activation_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.dropout(gelu(self.fc1(x))))
+        return self.fc2(self.dropout(F.gelu(self.fc1(x))))
 
 
 class TransformerBlock(nn.Module):
@@ -162,8 +67,9 @@ class TransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.post_mlp_dropout = nn.Dropout(post_mlp_dropout)
 
-    def forward(self, x: torch.Tensor, bias: AlibiBias) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, T, D) -> (block output (B, T, D), FFN output (B, T, D))."""
+    def forward(self, x: torch.Tensor, bias) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, T, D), bias: the attention bias of this pass -> (block output (B, T, D), FFN
+        output (B, T, D))."""
         x = self.norm1(x + self.attn(x, bias))
         ffn = self.mlp(x)
         return self.norm2(x + self.post_mlp_dropout(ffn)), ffn

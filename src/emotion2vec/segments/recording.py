@@ -115,7 +115,7 @@ class RecordingResult:
         return rows
 
 
-def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
+def moving_average(x: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average over axis 0 with a window of ``width`` frames, shrinking at the
     edges (each output is the mean of the frames that exist)."""
     if width <= 1 or len(x) <= 1:
@@ -178,7 +178,7 @@ def analyse_recording(
             if curve:
                 frames = torch.from_numpy(r.frame_features()[-1]).to(device).float()  # (T, D)
                 per_frame = model.head(frames)[:, keep].cpu().numpy()
-                smoothed = torch.from_numpy(_moving_average(per_frame, width))
+                smoothed = torch.from_numpy(moving_average(per_frame, width))
                 frame_probs = torch.softmax(smoothed, dim=-1).numpy()
         results[i] = SegmentResult(segments[i], prediction, frame_probs)
 

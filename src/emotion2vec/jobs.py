@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from . import provenance
 from .atomic import remove_stale_temporaries, save_npy, write_text
-from .audio import SAMPLE_RATE, audio_info
+from .audio import SAMPLE_RATE
 from .errors import AudioError, DataError, Emotion2vecError, OutputError
 from .inference import (
     Prediction,
@@ -167,13 +167,7 @@ class _Item:
 
 def expected_samples(source: AudioSource) -> int:
     """Length of ``source`` at 16 kHz from its file's header (its segment's, for a span)."""
-    n = audio_info(source.path).num_samples()
-    if source.start is None and source.end is None:
-        return n
-    seconds = n / SAMPLE_RATE
-    first = source.start or 0.0
-    last = seconds if source.end is None else min(source.end, seconds)
-    return max(0, int(round((last - first) * SAMPLE_RATE)))
+    return source.num_samples(SAMPLE_RATE)
 
 
 def _probe(sources: Sequence[AudioSource], indices: Sequence[int], workers: int):

@@ -79,6 +79,19 @@ class AudioSource:
             out += f"#c{self.channel}"
         return out
 
+    def num_samples(self, sample_rate: int = 16000) -> int:
+        """Length at ``sample_rate`` from the file's header (of the span, for a span); no
+        decoding. Raises AudioError for a file whose header cannot be read."""
+        from .audio import audio_info
+
+        n = audio_info(self.path).num_samples(sample_rate)
+        if self.start is None and self.end is None:
+            return n
+        seconds = n / sample_rate
+        first = self.start or 0.0
+        last = seconds if self.end is None else min(self.end, seconds)
+        return max(0, int(round((last - first) * sample_rate)))
+
     def load(self, sample_rate: int = 16000):
         """The source's waveform (see :func:`emotion2vec.audio.load_audio`)."""
         from .audio import load_audio

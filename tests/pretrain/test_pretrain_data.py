@@ -112,3 +112,40 @@ def test_decode_failure_is_skipped_and_an_empty_batch_becomes_a_placeholder(tmp_
         batch = source.load(0)
     assert batch.weight == 0.0 and batch.files == [] and batch.audio_seconds == 0.0
     assert "failed to decode" in caplog.text and len(source.failed) == 2
+
+
+def test_manifest_channels_and_spans_reach_the_batches(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from emotion2vec.audio import load_audio, normalize_waveform
+
+    rng = np.random.default_rng(4)
+    stereo = rng.standard_normal((48000, 2)).astype(np.float32) * 0.1
+    sf.write(tmp_path / "talk.wav", stereo, 16000)
+    manifest = tmp_path / "spans.csv"
+    manifest.write_text("path,channel,start,end\ntalk.wav,2,0.5,1.5\ntalk.wav,1,1.0,3.0\n")
+    index = build_index([manifest], min_samples=8000)
+    assert [(f.channel, f.start, f.end, f.samples) for f in index.files] == [
+        (2, 0.5, 1.5, 16000),
+        (1, 1.0, 3.0, 32000),
+    ]
+    save_index(tmp_path / "index.tsv", index)
+    assert load_index(tmp_path / "index.tsv").files == index.files
+    config = DataConfig(min_samples=8000, max_samples=10**6, max_tokens=10**7, workers=1)
+    batch = AudioBatches(
+        index.files, DataConfig(**{**config.__dict__, "crop_to_shortest": False}), seed=0
+    ).load(0)
+    for row, file_id in enumerate(batch.files):
+        f = index.files[file_id]
+        want = normalize_waveform(
+            torch.from_numpy(load_audio(f.path, channel=f.channel, start=f.start, end=f.end))
+        )
+        n = int(batch.lengths[row])
+        assert n == f.samples and torch.allclose(batch.waves[row, :n], want, atol=1e-6)
+
+
+def test_old_two_column_indexes_still_load(tmp_path):
+    (tmp_path / "old.tsv").write_text("path\tsamples\n/a.wav\t16000\n")
+    (f,) = load_index(tmp_path / "old.tsv").files
+    assert (f.path, f.samples, f.channel, f.start, f.end) == ("/a.wav", 16000, None, None, None)

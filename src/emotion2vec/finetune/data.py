@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import SAMPLE_RATE, audio_info, load_audio
+from ..audio import SAMPLE_RATE
 from ..errors import AudioError, DataError
 from ..evaluate.manifest import LabeledItem, check_unique, read_manifest
 from ..training.batches import AudioBatches, Batch, IndexedFile
@@ -89,7 +89,7 @@ def index_items(
         if item.label not in lookup:
             return 0, f"label {item.label!r} not in the label set"
         try:
-            n = audio_info(item.path).num_samples(SAMPLE_RATE)
+            n = item.source().num_samples(SAMPLE_RATE)
         except AudioError as exc:
             return 0, exc.reason
         except Exception as exc:  # noqa: BLE001 - one bad header must not end the run
@@ -103,9 +103,9 @@ def index_items(
     files, ids, skipped = [], [], []
     for item, (n, reason) in zip(items, probed, strict=True):
         if reason is not None:
-            skipped.append((item.path, reason))
+            skipped.append((item.ident, reason))
         else:
-            files.append(IndexedFile(item.path, n))
+            files.append(IndexedFile(item.path, n, item.channel, item.start, item.end))
             ids.append(lookup[item.label])
     if skipped:
         reasons = Counter(r.split(" not in")[0] if "not in" in r else r for _, r in skipped)
@@ -153,9 +153,9 @@ def load_waves(files: Sequence[IndexedFile], workers: int = 4) -> list[np.ndarra
 
     def decode(f: IndexedFile) -> np.ndarray | None:
         try:
-            return load_audio(f.path)
+            return f.source().load()
         except Exception as exc:  # noqa: BLE001 - a bad validation file is skipped
-            log.warning("skipping validation audio %s: %s", f.path, exc)
+            log.warning("skipping validation audio %s: %s", f.ident, exc)
             return None
 
     with ThreadPoolExecutor(max(1, workers)) as pool:

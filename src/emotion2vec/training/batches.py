@@ -23,12 +23,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..audio import SAMPLE_RATE, load_audio, normalize_waveform
+from ..audio import SAMPLE_RATE, normalize_waveform
 from ..errors import AudioError, DataError
+from ..sources import AudioSource
 from .config import DataConfig
 from .logfile import LOGGER
 
@@ -42,7 +44,28 @@ class IndexedFile:
     path: str
     """Absolute path."""
     samples: int
-    """Length at 16 kHz, from the header."""
+    """Length at 16 kHz, from the header (of the span, for a span)."""
+    channel: int | None = None
+    """1-based channel taken alone (None: channels averaged)."""
+    start: float | None = None
+    """Start of the span in seconds (None: the beginning)."""
+    end: float | None = None
+    """End of the span in seconds (None: the end of the file)."""
+
+    @property
+    def ident(self) -> str:
+        """The path, with ``@start-end`` / ``#cN`` for a span or a channel (as in outputs)."""
+        return self.source().ident
+
+    def source(self) -> AudioSource:
+        """This file (or span) for the audio layer."""
+        return AudioSource(
+            Path(self.path),
+            Path(self.path).name,
+            channel=self.channel,
+            start=self.start,
+            end=self.end,
+        )
 
 
 def _rng(*keys: int) -> np.random.Generator:
@@ -170,9 +193,9 @@ class AudioBatches:
         with self._lock:
             if file_id in self._failed:
                 return None
-        path = self.files[file_id].path
+        path = self.files[file_id].ident
         try:
-            wave = load_audio(path)
+            wave = self.files[file_id].source().load()
         except Exception as exc:  # noqa: BLE001 - a bad file is skipped, never fatal
             reason = exc.reason if isinstance(exc, AudioError) else f"{type(exc).__name__}: {exc}"
             with self._lock:

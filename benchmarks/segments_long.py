@@ -9,6 +9,7 @@ segment's scores and the same clip scored alone (first ``--check`` segments):
 
     python benchmarks/segments_long.py                  # one hour, 2 threads
     python benchmarks/segments_long.py --minutes 10 --curve
+    python benchmarks/segments_long.py --minutes 0.5 --build-only demo/   # just the recording
 """
 
 from __future__ import annotations
@@ -125,6 +126,11 @@ def main() -> None:
     p.add_argument("--batch-seconds", type=float, default=60.0)
     p.add_argument("--curve", action="store_true", help="also compute the 50 Hz frame curve")
     p.add_argument("--check", type=int, default=40, help="segments compared with the clip alone")
+    p.add_argument(
+        "--build-only",
+        metavar="DIR",
+        help="only write the recording (long.flac) and its RTTM (long.rttm) into DIR",
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--recording", help=argparse.SUPPRESS)
     p.add_argument("--rttm", help=argparse.SUPPRESS)
@@ -133,6 +139,12 @@ def main() -> None:
     args = p.parse_args()
     if args.worker:
         worker(args)
+        return
+    if args.build_only:
+        folder = Path(args.build_only)
+        folder.mkdir(parents=True, exist_ok=True)
+        path, segments = build(folder, args.minutes)
+        print(f"wrote {path} and {path.with_suffix('.rttm')}: {len(segments)} segments")
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

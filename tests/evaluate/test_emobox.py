@@ -134,3 +134,18 @@ def test_the_published_ravdess_metadata_maps_onto_our_copy():
     found = emobox.map_audio(corpus.rows, SHARED / "data" / "ravdess_speech" / "audio")
     assert found.report(len(corpus.rows)) == "1440 listed, 1440 found, 0 missing"
     assert len(emobox.evaluation_sets(corpus)["fold1"]) == 240
+
+
+def test_published_numbers_are_found_by_emobox_folder_names_and_shown():
+    from emotion2vec.evaluate.emobox_published import PUBLISHED, published
+
+    folders = "aesdd ased asvpesd cafe casia cremad emns emodb emovdb emovo emozionalmente "
+    folders += "enterface esd iemocap jlcorpus m3ed mead meld mer2023 mesd msppodcast oreau "
+    folders += "pavoque polish ravdess resd savee shemo subesco tess turevdb urdu"
+    assert len(folders.split()) == len(PUBLISHED) == 32
+    assert all(published(name) for name in folders.split())
+    assert published("ravdess")["emotion2vec_plus_large"] == {"ua": 86.0, "wa": 83.9, "f1": 85.0}
+    assert published("toy") is None
+    table = emobox.markdown("ravdess", "1 listed", {"fold1": {"n": 0}}, "m")
+    assert "| emotion2vec_plus_large | 83.9 | 86.0 | 85.0 |" in table
+    assert "Published" not in emobox.markdown("toy", "1 listed", {"fold1": {"n": 0}}, "m")

@@ -406,6 +406,7 @@ def _emobox_write(args, doc: dict, table: str) -> int:
 
 def _emobox_zero_shot(args, corpus, found, report: str, audio: dict) -> int:
     from ..evaluate import emobox as box
+    from ..evaluate.emobox_published import published
     from ..jobs import predict_files
     from ..pipeline import load_model
     from ..sources import AudioSource
@@ -440,6 +441,7 @@ def _emobox_zero_shot(args, corpus, found, report: str, audio: dict) -> int:
         "model": name,
         "audio": audio,
         "results": results,
+        "published": published(args.corpus),
     }
     return _emobox_write(args, doc, box.markdown(args.corpus, report, results, name))
 

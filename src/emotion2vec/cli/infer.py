@@ -309,13 +309,25 @@ def extract(args: argparse.Namespace) -> int:
     return _finish(args, summary)
 
 
+def _shown(path: str) -> str:
+    """A result's path as typed: relative to the working folder when it lies under it."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if rel.startswith("..") else rel
+
+
 def _print_predictions(results) -> None:
     if not results:
         return
-    width = min(max(len(r.path) for r in results), 80)
+    names = [_shown(r.path) for r in results]
+    width = min(max(len(n) for n in names), 80)
     print(f"{'file':<{width}}  {'emotion':<10} {'score':>6}")
-    for r in results:
-        name = r.path if len(r.path) <= width else "..." + r.path[-(width - 3) :]
+    for r, name in zip(results, names, strict=True):
+        name = name if len(name) <= width else "..." + name[-(width - 3) :]
         print(f"{name:<{width}}  {r.prediction.label:<10} {r.prediction.score:6.3f}")
         for start, end, p in r.windows:
             span = f"  {start:8.2f}-{end:8.2f} s"

@@ -29,6 +29,7 @@ from typing import Any
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import DataError
 from ..labels import canonical
+from .emobox_published import published
 
 #: EmoBox's four primary classes, as our canonical labels.
 PRIMARY = ("angry", "happy", "neutral", "sad")
@@ -260,4 +261,16 @@ def markdown(corpus: str, report: str, results: dict[str, Any], model: str) -> s
                 f"| {set_name} | {reading} | {m['n']} | {100 * m['wa']:.1f} | {100 * m['ua']:.1f} | "
                 f"{100 * m['macro_f1']:.1f} | {m['outside_primary']} |"
             )
+    numbers = published(corpus)
+    if numbers:
+        lines += [
+            "",
+            "Published emotion2vec+ results on this corpus (their test set and reading are not "
+            "stated; compare with every row above):",
+            "",
+            "| model | WA % | UA % | F1 % |",
+            "|---|---|---|---|",
+        ]
+        for name, m in numbers.items():
+            lines.append(f"| {name} | {m['wa']:.1f} | {m['ua']:.1f} | {m['f1']:.1f} |")
     return "\n".join(lines) + "\n"

@@ -74,11 +74,12 @@ def worker(args) -> None:
     torch.set_num_threads(args.threads)
     from emotion2vec.config import preset
     from emotion2vec.inference import predict
+    from emotion2vec.fast import accelerate
     from emotion2vec.model import Emotion2vecModel
     from emotion2vec.segments import segment_recordings
 
     torch.manual_seed(0)
-    model = Emotion2vecModel(preset("emotion2vec_plus_base")).eval()
+    model = accelerate(Emotion2vecModel(preset("emotion2vec_plus_base")).eval())  # as load_model
     start = time.perf_counter()
     job = segment_recordings(
         model,

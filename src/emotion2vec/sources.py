@@ -79,6 +79,17 @@ class AudioSource:
             out += f"#c{self.channel}"
         return out
 
+    @classmethod
+    def span(
+        cls,
+        path: str | os.PathLike[str],
+        channel: int | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> AudioSource:
+        """A file, or one channel / time span of it, keyed by its file name."""
+        return cls(Path(path), Path(path).name, channel=channel, start=start, end=end)
+
     def num_samples(self, sample_rate: int = 16000) -> int:
         """Length at ``sample_rate`` from the file's header (of the span, for a span); no
         decoding. Raises AudioError for a file whose header cannot be read."""

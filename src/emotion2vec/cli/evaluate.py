@@ -46,25 +46,25 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_feature_options(p: argparse.ArgumentParser) -> None:
+def _add_model_or_baseline(p: argparse.ArgumentParser, features_help: str) -> None:
+    """``--model`` or ``--features`` (a classic baseline), and the feature cache."""
     options.add_model(p)
+    p.add_argument("--features", choices=["egemaps", "logmel"], default=None, help=features_help)
     p.add_argument(
-        "--features",
-        choices=["egemaps", "logmel"],
+        "--cache-dir",
         default=None,
-        help="classic baseline features instead of a model (then no --model)",
+        help="feature cache (default: $EMOTION2VEC_CACHE/features or ~/.cache/emotion2vec/features)",
     )
+
+
+def _add_feature_options(p: argparse.ArgumentParser) -> None:
+    _add_model_or_baseline(p, "classic baseline features instead of a model (then no --model)")
     p.add_argument(
         "--layer",
         type=_layers,
         default=None,
         help="hidden state to use (0 = input of the first block, -1 = last; default: last); "
         "a comma-separated list averages several, e.g. --layer=-4,-3,-2,-1",
-    )
-    p.add_argument(
-        "--cache-dir",
-        default=None,
-        help="feature cache (default: $EMOTION2VEC_CACHE/features or ~/.cache/emotion2vec/features)",
     )
     options.add_device(p)
     options.add_threads(p)
@@ -206,13 +206,7 @@ def add_parsers(sub) -> None:
         help="cross: your copy of one of the track-2 sets (IEMOCAP, MELD, RAVDESS, SAVEE); "
         "repeat for each set you have",
     )
-    options.add_model(p)
-    p.add_argument(
-        "--features",
-        choices=["egemaps", "logmel"],
-        default=None,
-        help="intra / cross: a classic baseline instead of a model",
-    )
+    _add_model_or_baseline(p, "intra / cross: a classic baseline instead of a model")
     p.add_argument(
         "--readings",
         default="recipe,readme",
@@ -222,11 +216,6 @@ def add_parsers(sub) -> None:
     )
     p.add_argument(
         "--folds", default=None, help="intra: comma-separated fold numbers (default: all)"
-    )
-    p.add_argument(
-        "--cache-dir",
-        default=None,
-        help="feature cache (default: $EMOTION2VEC_CACHE/features or ~/.cache/emotion2vec/features)",
     )
     options.add_output(p, "folder for results.json and results.md", old=("--out",))
     options.add_device(p)

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import DataError
+from ..jsonlines import json_objects
 from ..labels import canonical
 from .emobox_published import published
 
@@ -66,14 +67,8 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     out = []
     try:
         with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise DataError(f"{path}:{number}: not valid JSON ({exc})") from None
-                if not isinstance(row, dict) or "key" not in row:
+            for number, row in json_objects(f, path):
+                if "key" not in row:
                     raise DataError(f"{path}:{number}: expected an object with a 'key'")
                 out.append(row)
     except UnicodeDecodeError:

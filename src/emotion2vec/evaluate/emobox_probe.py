@@ -34,7 +34,6 @@ Scores are averaged over folds (unweighted), as EmoBox's tables are.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -46,6 +45,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, Emotion2vecError
+from ..jsonlines import json_objects
 from ..sources import AudioSource
 from .cache import FeatureCache, FeatureExtractor
 from .emobox import PRIMARY, AudioMap, EmoBoxCorpus, EmoBoxRow, map_audio
@@ -339,14 +339,11 @@ def read_track2(emobox_root: str | os.PathLike[str], name: str) -> dict[str, Emo
         raise DataError(f"{path}: not found (EmoBox's track-2 list for {name})")
     rows = {}
     with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+        for number, r in json_objects(f, path):
             try:
-                r = json.loads(line)
                 wav = str(r["wav_filename"])
                 label = canonical(str(r["label"]))
-            except (ValueError, KeyError, TypeError) as exc:
+            except KeyError as exc:
                 raise DataError(
                     f"{path}:{number}: expected wav_filename and label ({exc})"
                 ) from None

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from emotion2vec.atomic import atomic_write
 from emotion2vec.errors import DataError
+from emotion2vec.jsonlines import json_objects
 from emotion2vec.sources import AudioSource
 
 __all__ = [
@@ -95,13 +96,7 @@ class LabeledItem:
 
     def source(self) -> AudioSource:
         """The audio this item addresses (file, channel, span) for the audio layer."""
-        return AudioSource(
-            Path(self.path),
-            Path(self.path).name,
-            channel=self.channel,
-            start=self.start,
-            end=self.end,
-        )
+        return AudioSource.span(self.path, self.channel, self.start, self.end)
 
     @property
     def ident(self) -> str:
@@ -332,16 +327,8 @@ def _read_delimited(source: Path, delimiter: str, base: Path, cols: _Columns) ->
 def _read_jsonl(source: Path, base: Path, cols: _Columns) -> list[LabeledItem]:
     items: list[LabeledItem] = []
     with open(source, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+        for number, row in json_objects(handle, source):
             where = f"{source}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
             _check_header(where, row.keys(), cols)
             items.append(_row_to_item(row, where, base, cols))
     return items

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..jsonlines import json_objects
 
 __all__ = ["SEGMENT_FORMATS", "Segment", "read_segments", "segments_for"]
 
@@ -163,19 +164,8 @@ def _pick(row: dict[str, Any], names: Sequence[str]) -> Any:
 
 def _table_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
         with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise DataError(f"{path}:{number}: not valid JSON ({exc})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{number}: expected a JSON object")
-                rows.append(row)
-        return rows
+            return [row for _, row in json_objects(f, path)]
     with open(path, encoding="utf-8-sig", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
 

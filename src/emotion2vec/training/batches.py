@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -59,13 +58,7 @@ class IndexedFile:
 
     def source(self) -> AudioSource:
         """This file (or span) for the audio layer."""
-        return AudioSource(
-            Path(self.path),
-            Path(self.path).name,
-            channel=self.channel,
-            start=self.start,
-            end=self.end,
-        )
+        return AudioSource.span(self.path, self.channel, self.start, self.end)
 
 
 def _rng(*keys: int) -> np.random.Generator:

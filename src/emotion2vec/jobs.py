@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import provenance
+from . import provenance, shards
 from .atomic import remove_stale_temporaries, save_npy, write_text
-from .audio import SAMPLE_RATE, audio_info
+from .audio import SAMPLE_RATE
 from .errors import AudioError, DataError, Emotion2vecError, OutputError
 from .inference import (
     Prediction,
@@ -46,21 +46,14 @@ from .inference import (
     scored_indices,
     scores_from_logits,
 )
+from .job_outputs import Failure, read_predictions, write_errors, write_predictions
 from .locking import OutputLock
 from .model import Emotion2vecModel
-from .sources import AudioSource
+from .sources import AudioSource, expected_samples
 
 # --------------------------------------------------------------------------------------------
 # Reports
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Failure:
-    """An input that could not be processed."""
-
-    path: str
-    reason: str
 
 
 @dataclass
@@ -163,17 +156,6 @@ class _Item:
     index: int
     source: AudioSource
     samples: int  # expected length from the header (exact for PCM)
-
-
-def expected_samples(source: AudioSource) -> int:
-    """Length of ``source`` at 16 kHz from its file's header (its segment's, for a span)."""
-    n = audio_info(source.path).num_samples()
-    if source.start is None and source.end is None:
-        return n
-    seconds = n / SAMPLE_RATE
-    first = source.start or 0.0
-    last = seconds if source.end is None else min(source.end, seconds)
-    return max(0, int(round((last - first) * SAMPLE_RATE)))
 
 
 def _probe(sources: Sequence[AudioSource], indices: Sequence[int], workers: int):
@@ -552,8 +534,6 @@ def extract_files(
     output_paths(sources, output_dir)  # collisions are checked over all the inputs
     infix = ""  # a shard's own index, errors, provenance and lock: ".shard-I-of-N"
     if shard is not None:
-        from . import shards
-
         sources = shards.select(sources, shard)
         infix = f".{shards.tag(shard)}"
     outs = output_paths(sources, output_dir)
@@ -666,19 +646,6 @@ def _write_index(path: Path, rows) -> None:
     write_text(path, buf.getvalue())
 
 
-def write_errors(path: Path, failures: Sequence[Failure]) -> None:
-    """``errors.csv`` (path, reason) when there are failures; removes a stale one otherwise."""
-    if not failures:
-        path.unlink(missing_ok=True)
-        return
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "reason"])
-    for f in failures:
-        w.writerow([f.path, f.reason])
-    write_text(path, buf.getvalue())
-
-
 # --------------------------------------------------------------------------------------------
 # Prediction job
 # --------------------------------------------------------------------------------------------
@@ -756,8 +723,6 @@ def predict_files(
 
         subset = resolve(labels, model.labels)
     if shard is not None:
-        from . import shards
-
         sources = shards.select(sources, shard)
     out_path = Path(output) if output is not None else None
     if out_path is not None and shard is not None:
@@ -958,66 +923,3 @@ def _predict(
     order = {s.ident: i for i, s in enumerate(sources)}
     results.sort(key=lambda r: order.get(r.path, 0))
     return results, summary
-
-
-def write_predictions(path: Path, rows: list[dict], labels: Sequence[str]) -> None:
-    """Write prediction rows (``FilePrediction.to_json`` dicts) as JSONL or CSV, atomically.
-
-    CSV has one row per recording (segment ``all``) followed, for windowed recordings, by one row
-    per window (segment 0, 1, ...), with the nine scores as columns.
-    """
-    names = [n for n in labels if not n.startswith("unuse")]
-    if path.suffix.lower() == ".jsonl":
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        write_text(path, text)
-        return
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "segment", "start", "end", "label", "score", *names])
-    for r in rows:
-        w.writerow(
-            [r["path"], "all", 0.0, r["duration"], r["label"], f"{r['score']:.6f}"]
-            + [f"{r['scores'].get(n, float('nan')):.6f}" for n in names]
-        )
-        for k, win in enumerate(r.get("windows", [])):
-            w.writerow(
-                [r["path"], k, win["start"], win["end"], win["label"], f"{win['score']:.6f}"]
-                + [f"{win['scores'].get(n, float('nan')):.6f}" for n in names]
-            )
-    write_text(path, buf.getvalue())
-
-
-def read_predictions(path: Path) -> list[dict]:
-    """Rows of a file written by :func:`write_predictions` (to resume a run)."""
-    try:
-        if path.suffix.lower() == ".jsonl":
-            with open(path, encoding="utf-8") as f:
-                return [json.loads(line) for line in f if line.strip()]
-        rows: dict[str, dict] = {}
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            fixed = {"path", "segment", "start", "end", "label", "score"}
-            for rec in reader:
-                scores = {k: float(v) for k, v in rec.items() if k not in fixed}
-                entry = {
-                    "label": rec["label"],
-                    "score": float(rec["score"]),
-                    "scores": scores,
-                }
-                if rec["segment"] == "all":
-                    rows[rec["path"]] = {
-                        "path": rec["path"],
-                        "duration": float(rec["end"]),
-                        **entry,
-                        "windows": [],
-                    }
-                else:
-                    rows[rec["path"]]["windows"].append(
-                        {"start": float(rec["start"]), "end": float(rec["end"]), **entry}
-                    )
-        return list(rows.values())
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(
-            f"{path}: cannot read the existing predictions to resume ({exc}); pass --overwrite "
-            "to start over"
-        ) from None

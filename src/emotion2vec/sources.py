@@ -35,10 +35,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .audio import AUDIO_EXTENSIONS
+from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE, audio_info
 from .errors import DataError
 
-__all__ = ["MANIFEST_EXTENSIONS", "AudioSource", "collect_sources", "read_manifest"]
+__all__ = [
+    "MANIFEST_EXTENSIONS",
+    "AudioSource",
+    "collect_sources",
+    "expected_samples",
+    "read_manifest",
+]
 
 MANIFEST_EXTENSIONS: frozenset[str] = frozenset({".csv", ".tsv", ".jsonl", ".txt", ".lst", ".list"})
 """Lower-case extensions of the manifest formats :func:`collect_sources` reads."""
@@ -373,3 +379,14 @@ def _manifest_source(base: Path, written: str, span: dict | None = None) -> Audi
     if key in (".", "..") or key.startswith("../"):
         key = resolved.name
     return AudioSource(resolved, _span_key(key, span), **span)
+
+
+def expected_samples(source: AudioSource) -> int:
+    """Length of ``source`` at 16 kHz from its file's header (its segment's, for a span)."""
+    n = audio_info(source.path).num_samples()
+    if source.start is None and source.end is None:
+        return n
+    seconds = n / SAMPLE_RATE
+    first = source.start or 0.0
+    last = seconds if source.end is None else min(source.end, seconds)
+    return max(0, int(round((last - first) * SAMPLE_RATE)))

@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 
 from . import provenance, shards
 from .atomic import remove_stale_temporaries, save_npy, write_text
-from .audio import SAMPLE_RATE
+from .audio import DEFAULT_CONV_LAYERS, SAMPLE_RATE
+from .config import conv_receptive_field, conv_stride
 from .errors import AudioError, DataError, Emotion2vecError, OutputError
 from .inference import (
     Prediction,
@@ -49,6 +50,7 @@ from .inference import (
 from .job_outputs import Failure, read_predictions, write_errors, write_predictions
 from .locking import OutputLock
 from .model import Emotion2vecModel
+from .model.feature_extractor import frames_after
 from .sources import AudioSource, expected_samples
 
 # --------------------------------------------------------------------------------------------
@@ -107,8 +109,7 @@ def plan_windows(
     window_seconds: float | None,
     hop_seconds: float | None,
     *,
-    stride: int = 320,
-    receptive_field: int = 400,
+    conv_layers: Sequence[tuple[int, int, int]] = DEFAULT_CONV_LAYERS,
     sample_rate: int = SAMPLE_RATE,
 ) -> list[Window]:
     """Cut a recording into overlapping windows whose frames tile the whole-file frame grid.
@@ -117,10 +118,13 @@ def plan_windows(
     start/stride + j exactly. Each global frame is taken from the window where it lies farthest
     from an edge (the boundary is the middle of each overlap). Without a window, or for a
     recording no longer than one window, there is one window covering everything.
+    ``conv_layers``: the model's ``(dim, kernel, stride)`` conv stack (frame counts are
+    :func:`~emotion2vec.model.feature_extractor.frames_after` of it).
     """
+    stride, receptive_field = conv_stride(conv_layers), conv_receptive_field(conv_layers)
 
     def frames(n: int) -> int:
-        return 0 if n < receptive_field else (n - receptive_field) // stride + 1
+        return frames_after(n, conv_layers)
 
     total = frames(num_samples)
     if window_seconds is None or num_samples <= window_seconds * sample_rate:
@@ -271,7 +275,6 @@ def run_model(
     """Run the model over ``sources[i]`` for i in ``todo``; call ``on_result`` per finished input
     and ``on_failure`` per bad one. ``progress``: None = a bar only on a terminal."""
     enc = model.encoder
-    stride = enc.feature_extractor.stride
     rf = enc.feature_extractor.receptive_field
     budget = max(int(batch_seconds * SAMPLE_RATE), rf)
     window = int(window_seconds * SAMPLE_RATE) if window_seconds else None
@@ -281,8 +284,7 @@ def run_model(
             int(3 * window_seconds * SAMPLE_RATE),
             window_seconds,
             hop_seconds,
-            stride=stride,
-            receptive_field=rf,
+            conv_layers=enc.feature_extractor.spec,
         )
 
     probed = _probe(sources, todo, workers)
@@ -312,7 +314,7 @@ def run_model(
                     bar.update(1)
                     continue
                 plans[row] = plan_windows(
-                    len(wave), window_seconds, hop_seconds, stride=stride, receptive_field=rf
+                    len(wave), window_seconds, hop_seconds, conv_layers=enc.feature_extractor.spec
                 )
                 for w_idx, w in enumerate(plans[row]):
                     segments.append((row, w_idx, wave[w.start : w.end]))

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from official_layouts import save_fairseq_checkpoint, save_plus_folder, to_official_state
 from safetensors.torch import load_file, save_file
 
 import emotion2vec
@@ -25,10 +26,7 @@ from emotion2vec.checkpoints.official import (
     config_from_official,
     parse_conv_spec,
     read_tokens,
-    save_fairseq_checkpoint,
-    save_plus_folder,
     strip_plus_prefix,
-    to_official_state,
 )
 from emotion2vec.checkpoints.safe_load import load_pt
 from emotion2vec.config import (

@@ -109,6 +109,54 @@ def _count(state: Mapping[str, torch.Tensor], pattern: str) -> int:
     return max(found) + 1 if found else 0
 
 
+#: Where each of our config fields is read from in an official model config: (section, official
+#: name, our field). Sections: ``model`` is fairseq's ``cfg["model"]`` / FunASR's ``model_conf``,
+#: ``audio`` its ``modalities.audio``, ``decoder`` that one's ``decoder``. Every read of an
+#: official config goes through this table (:func:`official_values`); fields an official config
+#: lacks are inferred from tensor shapes or take the published defaults.
+#: Two need converting: ``feature_encoder_spec`` is a Python-literal string
+#: (:func:`parse_conv_spec`), and ``conv_pos_width`` is the whole positional conv's width, our
+#: per-layer kernel times the number of layers.
+OFFICIAL_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("model", "embed_dim", "encoder.embed_dim"),
+    ("model", "num_heads", "encoder.num_heads"),
+    ("model", "mlp_ratio", "encoder.mlp_ratio"),
+    ("model", "depth", "encoder.depth"),
+    ("model", "norm_eps", "encoder.norm_eps"),
+    ("model", "encoder_dropout", "encoder.dropout"),
+    ("model", "attention_dropout", "encoder.attention_dropout"),
+    ("model", "activation_dropout", "encoder.activation_dropout"),
+    ("model", "post_mlp_drop", "encoder.post_mlp_dropout"),
+    ("model", "layerdrop", "encoder.layerdrop"),
+    ("audio", "feature_encoder_spec", "encoder.conv_layers"),
+    ("audio", "prenet_depth", "encoder.context_depth"),
+    ("audio", "prenet_dropout", "encoder.context_dropout"),
+    ("audio", "prenet_layerdrop", "encoder.context_layerdrop"),
+    ("audio", "conv_pos_width", "encoder.pos_conv_kernel"),
+    ("audio", "conv_pos_depth", "encoder.pos_conv_layers"),
+    ("audio", "conv_pos_groups", "encoder.pos_conv_groups"),
+    ("audio", "num_extra_tokens", "encoder.num_extra_tokens"),
+    ("decoder", "decoder_dim", "decoder.dim"),
+    ("decoder", "decoder_kernel", "decoder.kernel"),
+    ("decoder", "decoder_layers", "decoder.layers"),
+    ("decoder", "decoder_groups", "decoder.groups"),
+    ("decoder", "input_dropout", "decoder.input_dropout"),
+)
+
+
+def official_values(model_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The values an official model config gives, by our field name (``"encoder.depth"``, ...),
+    as written there (no conversion); fields it lacks are absent."""
+    model = dict(model_cfg or {})
+    audio = dict((model.get("modalities") or {}).get("audio") or {})
+    sections = {"model": model, "audio": audio, "decoder": dict(audio.get("decoder") or {})}
+    return {
+        ours: sections[section][name]
+        for section, name, ours in OFFICIAL_FIELDS
+        if name in sections[section]
+    }
+
+
 def config_from_official(
     state: Mapping[str, torch.Tensor],
     model_cfg: Mapping[str, Any] | None = None,
@@ -122,9 +170,7 @@ def config_from_official(
     precedence; whatever it lacks is inferred from tensor shapes, and what shapes cannot tell
     (conv strides, dropouts) takes the published defaults.
     """
-    m = dict(model_cfg or {})
-    audio = dict((m.get("modalities") or {}).get("audio") or {})
-    dec_cfg = dict(audio.get("decoder") or {})
+    given = official_values(model_cfg)
     try:
         extra = state[AUDIO + "extra_tokens"]
         alibi = state[AUDIO + "alibi_scale"]
@@ -133,13 +179,13 @@ def config_from_official(
         raise CheckpointError(
             f"not an emotion2vec / data2vec 2.0 audio state dict: no {exc.args[0]}"
         ) from None
-    embed_dim = int(m.get("embed_dim", extra.shape[-1]))
+    embed_dim = int(given.get("encoder.embed_dim", extra.shape[-1]))
     fc1 = state.get("blocks.0.mlp.fc1.weight")
 
     # conv stack: channels and kernels from shapes, strides from the config or the official spec
     n_conv = _count(state, re.escape(AUDIO) + r"local_encoder\.conv_layers\.(\d+)\.0\.weight")
-    if "feature_encoder_spec" in audio:
-        conv_layers = parse_conv_spec(audio["feature_encoder_spec"])
+    if "encoder.conv_layers" in given:
+        conv_layers = parse_conv_spec(given["encoder.conv_layers"])
     else:
         # strides are not in the tensors: without a config, only the official stack is accepted
         kernels = [
@@ -160,50 +206,52 @@ def config_from_official(
     pos_layers = (
         _count(state, re.escape(AUDIO) + r"relative_positional_encoder\.(\d+)\.0\.weight") - 1
     )
-    if "conv_pos_width" in audio and "conv_pos_depth" in audio:
-        pos_depth = int(audio["conv_pos_depth"])
-        pos_kernel = max(3, int(audio["conv_pos_width"]) // pos_depth)
+    if "encoder.pos_conv_kernel" in given and "encoder.pos_conv_layers" in given:
+        pos_depth = int(given["encoder.pos_conv_layers"])
+        pos_kernel = max(3, int(given["encoder.pos_conv_kernel"]) // pos_depth)  # width / depth
     else:
         pos_depth, pos_kernel = pos_layers, int(pos_w.shape[2])
     encoder = EncoderConfig(
         conv_layers=conv_layers,
         embed_dim=embed_dim,
-        num_heads=int(m.get("num_heads", alibi.numel())),
-        mlp_ratio=float(m.get("mlp_ratio", fc1.shape[0] / embed_dim if fc1 is not None else 4.0)),
+        num_heads=int(given.get("encoder.num_heads", alibi.numel())),
+        mlp_ratio=float(
+            given.get("encoder.mlp_ratio", fc1.shape[0] / embed_dim if fc1 is not None else 4.0)
+        ),
         context_depth=int(
-            audio.get(
-                "prenet_depth",
+            given.get(
+                "encoder.context_depth",
                 _count(state, re.escape(AUDIO) + r"context_encoder\.blocks\.(\d+)\."),
             )
         ),
-        depth=int(m.get("depth", _count(state, r"blocks\.(\d+)\."))),
-        norm_eps=float(m.get("norm_eps", 1e-5)),
+        depth=int(given.get("encoder.depth", _count(state, r"blocks\.(\d+)\."))),
+        norm_eps=float(given.get("encoder.norm_eps", 1e-5)),
         pos_conv_kernel=pos_kernel,
         pos_conv_layers=pos_depth,
-        pos_conv_groups=int(audio.get("conv_pos_groups", embed_dim // pos_w.shape[1])),
-        num_extra_tokens=int(audio.get("num_extra_tokens", extra.shape[-2])),
-        dropout=float(m.get("encoder_dropout", 0.1)),
-        attention_dropout=float(m.get("attention_dropout", 0.1)),
-        activation_dropout=float(m.get("activation_dropout", 0.0)),
-        post_mlp_dropout=float(m.get("post_mlp_drop", 0.1)),
-        context_dropout=float(audio.get("prenet_dropout", 0.1)),
-        layerdrop=float(m.get("layerdrop", 0.05)),
-        context_layerdrop=float(audio.get("prenet_layerdrop", 0.05)),
+        pos_conv_groups=int(given.get("encoder.pos_conv_groups", embed_dim // pos_w.shape[1])),
+        num_extra_tokens=int(given.get("encoder.num_extra_tokens", extra.shape[-2])),
+        dropout=float(given.get("encoder.dropout", 0.1)),
+        attention_dropout=float(given.get("encoder.attention_dropout", 0.1)),
+        activation_dropout=float(given.get("encoder.activation_dropout", 0.0)),
+        post_mlp_dropout=float(given.get("encoder.post_mlp_dropout", 0.1)),
+        context_dropout=float(given.get("encoder.context_dropout", 0.1)),
+        layerdrop=float(given.get("encoder.layerdrop", 0.05)),
+        context_layerdrop=float(given.get("encoder.context_layerdrop", 0.05)),
     )
 
     decoder = None
     dec_w = state.get(AUDIO + "decoder.blocks.0.0.weight")
     if dec_w is not None:
         decoder = DecoderConfig(
-            dim=int(dec_cfg.get("decoder_dim", dec_w.shape[0])),
-            kernel=int(dec_cfg.get("decoder_kernel", dec_w.shape[2])),
+            dim=int(given.get("decoder.dim", dec_w.shape[0])),
+            kernel=int(given.get("decoder.kernel", dec_w.shape[2])),
             layers=int(
-                dec_cfg.get(
-                    "decoder_layers", _count(state, re.escape(AUDIO) + r"decoder\.blocks\.(\d+)\.")
+                given.get(
+                    "decoder.layers", _count(state, re.escape(AUDIO) + r"decoder\.blocks\.(\d+)\.")
                 )
             ),
-            groups=int(dec_cfg.get("decoder_groups", embed_dim // dec_w.shape[1])),
-            input_dropout=float(dec_cfg.get("input_dropout", 0.1)),
+            groups=int(given.get("decoder.groups", embed_dim // dec_w.shape[1])),
+            input_dropout=float(given.get("decoder.input_dropout", 0.1)),
         )
 
     head = state.get("proj.weight")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from official_layouts import save_fairseq_checkpoint, save_plus_folder, to_official_state
 from safetensors.torch import load_file, save_file
 
 import emotion2vec
@@ -25,10 +26,7 @@ from emotion2vec.checkpoints.official import (
     config_from_official,
     parse_conv_spec,
     read_tokens,
-    save_fairseq_checkpoint,
-    save_plus_folder,
     strip_plus_prefix,
-    to_official_state,
 )
 from emotion2vec.checkpoints.safe_load import load_pt
 from emotion2vec.config import (
@@ -766,3 +764,45 @@ def test_unuse_labels_are_excluded_from_predictions(fixture_dir, tmp_path, make_
     full = emotion2vec.load_model(fixture_dir / "plus").predict(wave, sample_rate=16000)
     assert len(full.scores) == 9
     assert full.scores["angry"] < pred.scores["angry"]
+
+
+def test_the_official_field_table_covers_every_config_field():
+    """Each encoder / decoder field is read from an official config through one table entry."""
+    import dataclasses
+
+    from emotion2vec.config import DecoderConfig, EncoderConfig
+
+    ours = [f for _, _, f in official.OFFICIAL_FIELDS]
+    assert len(ours) == len(set(ours))
+    wanted = [f"encoder.{f.name}" for f in dataclasses.fields(EncoderConfig)]
+    wanted += [f"decoder.{f.name}" for f in dataclasses.fields(DecoderConfig)]
+    assert sorted(ours) == sorted(wanted)
+
+
+def test_every_table_field_is_read_from_an_official_config(make_model):
+    """A config whose every field differs from what shapes or defaults would give comes back
+    exactly from the official config written for it (so no table entry is ignored)."""
+    import dataclasses
+
+    from official_layouts import official_model_cfg, to_official_state
+
+    model = make_model(decoder=True)
+    enc = dataclasses.replace(
+        model.config.encoder,
+        norm_eps=2e-5,
+        dropout=0.21,
+        attention_dropout=0.22,
+        activation_dropout=0.23,
+        post_mlp_dropout=0.24,
+        context_dropout=0.25,
+        layerdrop=0.26,
+        context_layerdrop=0.27,
+    )
+    dec = dataclasses.replace(model.config.decoder, input_dropout=0.28)
+    config = dataclasses.replace(model.config, encoder=enc, decoder=dec)
+    cfg = official_model_cfg(config)
+    given = official.official_values(cfg)
+    assert set(given) == {f for _, _, f in official.OFFICIAL_FIELDS}
+    state = to_official_state(model, plus_layout=False)
+    got = config_from_official(state, cfg, labels=config.labels)
+    assert got.encoder == enc and got.decoder == dec

@@ -318,3 +318,14 @@ def test_plan_batches_examples():
     assert plan_batches([10, 50, 20], 1000) == [[1, 2, 0]]
     assert plan_batches([10, 50, 20], 1) == [[1], [2], [0]]
     assert plan_batches([30, 30, 30], 60) == [[0, 1], [2]]
+
+
+def test_fill_batches_is_the_one_length_bucketing():
+    from emotion2vec.inference import fill_batches, plan_batches
+
+    sizes = [5, 1, 3, 3, 9, 2]
+    # longest first (inference): budget 9 -> [9], [5], [3, 3, 2] (3 x 3 = 9), [1]
+    assert plan_batches(sizes, 9) == [[4], [0], [2, 3, 5], [1]]
+    # shortest first with a count limit (training epochs): the new index is the longest
+    assert fill_batches([1, 5, 2, 3, 0, 4], sizes, 9, max_count=2) == [[1, 5], [2, 3], [0], [4]]
+    assert fill_batches([1, 5, 2, 3, 0, 4], sizes, 9) == [[1, 5, 2], [3], [0], [4]]

@@ -93,6 +93,21 @@ def test_plan_windows_tiles_the_frame_grid():
         plan_windows(n, 30.0, 30.0)
 
 
+def test_plan_windows_counts_frames_with_the_model_arithmetic():
+    """plan_windows takes its frame counts from frames_after of the conv stack, which for the
+    published stack equals the closed form (n - 400) // 320 + 1 (0 below 400 samples), and it
+    follows another stack (stride 6, receptive field 8) where that closed form would be wrong."""
+    from emotion2vec.audio import DEFAULT_CONV_LAYERS
+    from emotion2vec.model.feature_extractor import frames_after
+
+    for n in [*range(0, 2000), 16000 * 30 + 7, 16000 * 600 + 319]:
+        assert frames_after(n, DEFAULT_CONV_LAYERS) == (0 if n < 400 else (n - 400) // 320 + 1)
+    small = ((4, 2, 2), (4, 4, 3))  # stride 6, receptive field 2 + (4 - 1) * 2 = 8
+    windows = plan_windows(6000, 0.1, 0.05, conv_layers=small, sample_rate=1000)
+    assert windows[-1].keep[1] == frames_after(6000, small) == (6000 - 8) // 6 + 1
+    assert all(w.start % 6 == 0 for w in windows) and len(windows) > 1
+
+
 def test_windowed_frames_match_whole_file_away_from_window_edges(model):
     wave = tone(40.0, seed=7)
     (src,) = collect_sources([_write(wave)])

@@ -1,5 +1,8 @@
 """Import rules of the package, read from the source (AST), not from what happens to load.
 
+* The import-linter contracts in pyproject.toml ``[tool.importlinter]`` hold: the package is
+  layered (no import, at module level or inside a function, runs back up; every top-level module
+  is placed in a layer) and no package has an import cycle between its modules.
 * ``emotion2vec.training`` is the generic engine: it imports nothing from the objectives built
   on it (``pretrain``, ``finetune``), from ``evaluate``, the command line or the batch jobs.
 * No module imports a private name (leading underscore, or from a private module) of another
@@ -9,12 +12,16 @@
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
 TRAINING_MAY_NOT_IMPORT = (
     "emotion2vec.pretrain",
     "emotion2vec.finetune",
@@ -168,3 +175,91 @@ def test_the_private_import_check_catches_what_it_should(tmp_path, code, expecte
         assert problems == []
     else:
         assert len(problems) == 1 and expected in problems[0]
+
+
+# --------------------------------------------------------------------------------------------
+# import-linter contracts (pyproject.toml [tool.importlinter])
+# --------------------------------------------------------------------------------------------
+
+LINT = (
+    "import sys; from importlinter.cli import lint_imports; "
+    "sys.exit(lint_imports(config_filename=sys.argv[1], no_cache=True, no_logo=True))"
+)
+
+
+def lint_imports(src: Path) -> subprocess.CompletedProcess:
+    """Run the contracts on the ``emotion2vec`` package found under ``src`` (a fresh process, so
+    the package this test session imported does not stand in for the one under ``src``)."""
+    pytest.importorskip("importlinter")
+    return subprocess.run(
+        [sys.executable, "-c", LINT, str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(src), "PATH": "", "NO_COLOR": "1", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_import_contracts_hold():
+    result = lint_imports(SRC)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "expected"),
+    [
+        # an upward import at module level: the reference model reaching for the CLI
+        ("model/heads.py", "from emotion2vec.cli import main  # noqa\n", "emotion2vec.cli"),
+        # a lazy upward import inside a function counts the same
+        ("audio.py", "def _later():\n    from . import jobs\n", "emotion2vec.jobs"),
+        # siblings of one layer joined by "|" may not import each other
+        ("training/seeding.py", "from ..evaluate import metrics  # noqa\n", "evaluate"),
+        # a cycle inside a package
+        ("evaluate/cycle_a.py", "from . import cycle_b  # noqa\n", "cycle"),
+        # a new top-level module that the contract does not place
+        ("unplaced.py", "X = 1\n", "unplaced"),
+    ],
+)
+def test_the_contracts_catch_a_bad_import(tmp_path, path, code, expected):
+    src = tmp_path / "src"
+    shutil.copytree(
+        SRC / "emotion2vec", src / "emotion2vec", ignore=shutil.ignore_patterns("*.pyc")
+    )
+    target = src / "emotion2vec" / path
+    if path.endswith("cycle_a.py"):
+        (target.parent / "cycle_b.py").write_text("from . import cycle_a  # noqa\n")
+    target.write_text((target.read_text() if target.exists() else "") + "\n" + code)
+    result = lint_imports(src)
+    assert result.returncode != 0
+    assert "BROKEN" in result.stdout and expected in result.stdout
+
+
+def test_only_entry_programs_are_exempt():
+    """The layers' only exemptions are ``__main__`` programs (``python -m emotion2vec.pretrain``
+    must live in its package yet calls the command line)."""
+    api = pytest.importorskip("importlinter.api")
+    contracts = api.read_configuration(str(ROOT / "pyproject.toml"))["contracts_options"]
+    ignored = [i for c in contracts for i in c.get("ignore_imports", [])]
+    assert ignored, "the contracts were not read"
+    assert all(i.split(" -> ")[0].endswith(".__main__") for i in ignored)
+
+
+def test_nothing_imports_the_package_root():
+    """``emotion2vec/__init__`` loads the whole model stack: a module inside the package that
+    imports it (e.g. for ``__version__``) would import every layer above itself."""
+    pytest.importorskip("grimp")
+    code = (
+        "import grimp; g = grimp.build_graph('emotion2vec', cache_dir=None); "
+        "print(sorted(g.find_modules_that_directly_import('emotion2vec')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": str(SRC), "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert out.strip() == "[]"

@@ -14,11 +14,11 @@ from .errors import AudioError, CheckpointError, ConfigError, DataError, Emotion
 from .fast.int8 import quantize_int8
 from .inference import Prediction
 from .pipeline import Emotion2vec, load_model
+from .version import __version__
 
 #: The class users load and build (the network plus extract / predict / save_pretrained).
 Emotion2vecModel = Emotion2vec
 
-__version__ = "0.1.0"
 
 __all__ = [
     "EMOTION_LABELS",
@@ -31,6 +31,7 @@ __all__ = [
     "Emotion2vecModel",
     "ModelConfig",
     "Prediction",
+    "__version__",
     "load_model",
     "preset",
     "quantize_int8",

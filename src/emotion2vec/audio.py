@@ -57,7 +57,7 @@ NORM_EPS = 1e-5
 RESAMPLE_QUALITY = "HQ"
 # Why "HQ" rather than "VHQ": HQ is soxr's 20-bit preset (~120 dB stop-band rejection), already
 # beyond the 16-bit sources of speech-emotion corpora, so VHQ (28-bit) would only change bits
-# below the recordings' own noise floor while costing ~25% more time. HQ is also librosa's
+# below the recordings' own noise floor while resampling more slowly. HQ is also librosa's
 # default ("soxr_hq" since 0.10), which many reference pipelines resample with.
 
 DEFAULT_CONV_LAYERS: tuple[tuple[int, int, int], ...] = (

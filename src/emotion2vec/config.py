@@ -14,6 +14,25 @@ from typing import Any
 
 from .errors import ConfigError
 
+
+def conv_stride(conv_layers) -> int:
+    """Samples between consecutive frames of a conv stack of ``(dim, kernel, stride)`` layers:
+    the product of the strides. (Frame counts: :mod:`emotion2vec.model.feature_extractor`.)"""
+    stride = 1
+    for _, _, s in conv_layers:
+        stride *= s
+    return stride
+
+
+def conv_receptive_field(conv_layers) -> int:
+    """Samples one frame of a conv stack sees: the shortest input that gives a frame."""
+    field_, jump = 1, 1
+    for _, kernel, s in conv_layers:
+        field_ += (kernel - 1) * jump
+        jump *= s
+    return field_
+
+
 #: (out channels, kernel, stride) of the 7 conv layers of the official feature extractor.
 OFFICIAL_CONV_LAYERS: tuple[tuple[int, int, int], ...] = (
     (512, 10, 5),
@@ -93,19 +112,12 @@ class EncoderConfig:
     @property
     def frame_stride(self) -> int:
         """Samples between consecutive output frames (320 = 20 ms at 16 kHz)."""
-        stride = 1
-        for _, _, s in self.conv_layers:
-            stride *= s
-        return stride
+        return conv_stride(self.conv_layers)
 
     @property
     def receptive_field(self) -> int:
         """Samples seen by one output frame (400 = 25 ms): the shortest usable input."""
-        field_, jump = 1, 1
-        for _, k, s in self.conv_layers:
-            field_ += (k - 1) * jump
-            jump *= s
-        return field_
+        return conv_receptive_field(self.conv_layers)
 
 
 @dataclass(kw_only=True)

@@ -51,21 +51,42 @@ def load_input(item, sample_rate: int | None = None) -> np.ndarray:
     )
 
 
-def plan_batches(lengths: Sequence[int], max_samples: int) -> list[list[int]]:
-    """Group indices into batches of similar length whose padded size (longest x count) stays
-    within ``max_samples``; an input longer than the budget forms a batch of its own."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+def fill_batches(
+    order: Sequence[int], sizes: Sequence[int], max_samples: int, max_count: int | None = None
+) -> list[list[int]]:
+    """Cut ``order`` (indices into ``sizes``) into consecutive batches, greedily: a batch is
+    closed when taking the next index would make its padded size (longest x count) exceed
+    ``max_samples``, or when it already holds ``max_count`` indices. An index longer than the
+    budget forms a batch of its own. The length bucketing of every batch plan (inference, jobs,
+    fine-tuning evaluation, training epochs) is this walk over an order sorted by length; the
+    plans differ only in the order they walk (see :func:`plan_batches` and
+    :class:`emotion2vec.training.batches.EpochPlan`)."""
     batches: list[list[int]] = []
     current: list[int] = []
+    longest = 0
     for i in order:
-        longest = lengths[current[0]] if current else lengths[i]
-        if current and longest * (len(current) + 1) > max_samples:
+        size = int(sizes[i])
+        full = max_count is not None and len(current) >= max_count
+        if current and (max(longest, size) * (len(current) + 1) > max_samples or full):
             batches.append(current)
-            current = []
+            current, longest = [], 0
         current.append(i)
+        longest = max(longest, size)
     if current:
         batches.append(current)
     return batches
+
+
+def plan_batches(lengths: Sequence[int], max_samples: int) -> list[list[int]]:
+    """Group indices into batches of similar length whose padded size (longest x count) stays
+    within ``max_samples``; an input longer than the budget forms a batch of its own.
+
+    Longest first, ties in input order, no count limit, deterministic: inference wants the same
+    batches for the same inputs, and the first batch to show the peak memory. (Training epochs
+    walk the same :func:`fill_batches` shortest first, with random tie-breaks and a count
+    limit, then shuffle the batches: :class:`emotion2vec.training.batches.EpochPlan`.)"""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    return fill_batches(order, lengths, max_samples)
 
 
 def pad_batch(waves: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

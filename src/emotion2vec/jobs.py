@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import provenance
+from . import provenance, shards
 from .atomic import remove_stale_temporaries, save_npy, write_text
-from .audio import SAMPLE_RATE
+from .audio import DEFAULT_CONV_LAYERS, SAMPLE_RATE
+from .config import conv_receptive_field, conv_stride
 from .errors import AudioError, DataError, Emotion2vecError, OutputError
 from .inference import (
     Prediction,
@@ -46,21 +47,15 @@ from .inference import (
     scored_indices,
     scores_from_logits,
 )
+from .job_outputs import Failure, read_predictions, write_errors, write_predictions
 from .locking import OutputLock
 from .model import Emotion2vecModel
-from .sources import AudioSource
+from .model.feature_extractor import frames_after
+from .sources import AudioSource, expected_samples
 
 # --------------------------------------------------------------------------------------------
 # Reports
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Failure:
-    """An input that could not be processed."""
-
-    path: str
-    reason: str
 
 
 @dataclass
@@ -114,8 +109,7 @@ def plan_windows(
     window_seconds: float | None,
     hop_seconds: float | None,
     *,
-    stride: int = 320,
-    receptive_field: int = 400,
+    conv_layers: Sequence[tuple[int, int, int]] = DEFAULT_CONV_LAYERS,
     sample_rate: int = SAMPLE_RATE,
 ) -> list[Window]:
     """Cut a recording into overlapping windows whose frames tile the whole-file frame grid.
@@ -124,10 +118,13 @@ def plan_windows(
     start/stride + j exactly. Each global frame is taken from the window where it lies farthest
     from an edge (the boundary is the middle of each overlap). Without a window, or for a
     recording no longer than one window, there is one window covering everything.
+    ``conv_layers``: the model's ``(dim, kernel, stride)`` conv stack (frame counts are
+    :func:`~emotion2vec.model.feature_extractor.frames_after` of it).
     """
+    stride, receptive_field = conv_stride(conv_layers), conv_receptive_field(conv_layers)
 
     def frames(n: int) -> int:
-        return 0 if n < receptive_field else (n - receptive_field) // stride + 1
+        return frames_after(n, conv_layers)
 
     total = frames(num_samples)
     if window_seconds is None or num_samples <= window_seconds * sample_rate:
@@ -163,11 +160,6 @@ class _Item:
     index: int
     source: AudioSource
     samples: int  # expected length from the header (exact for PCM)
-
-
-def expected_samples(source: AudioSource) -> int:
-    """Length of ``source`` at 16 kHz from its file's header (its segment's, for a span)."""
-    return source.num_samples(SAMPLE_RATE)
 
 
 def _probe(sources: Sequence[AudioSource], indices: Sequence[int], workers: int):
@@ -283,7 +275,6 @@ def run_model(
     """Run the model over ``sources[i]`` for i in ``todo``; call ``on_result`` per finished input
     and ``on_failure`` per bad one. ``progress``: None = a bar only on a terminal."""
     enc = model.encoder
-    stride = enc.feature_extractor.stride
     rf = enc.feature_extractor.receptive_field
     budget = max(int(batch_seconds * SAMPLE_RATE), rf)
     window = int(window_seconds * SAMPLE_RATE) if window_seconds else None
@@ -293,8 +284,7 @@ def run_model(
             int(3 * window_seconds * SAMPLE_RATE),
             window_seconds,
             hop_seconds,
-            stride=stride,
-            receptive_field=rf,
+            conv_layers=enc.feature_extractor.spec,
         )
 
     probed = _probe(sources, todo, workers)
@@ -324,7 +314,7 @@ def run_model(
                     bar.update(1)
                     continue
                 plans[row] = plan_windows(
-                    len(wave), window_seconds, hop_seconds, stride=stride, receptive_field=rf
+                    len(wave), window_seconds, hop_seconds, conv_layers=enc.feature_extractor.spec
                 )
                 for w_idx, w in enumerate(plans[row]):
                     segments.append((row, w_idx, wave[w.start : w.end]))
@@ -546,8 +536,6 @@ def extract_files(
     output_paths(sources, output_dir)  # collisions are checked over all the inputs
     infix = ""  # a shard's own index, errors, provenance and lock: ".shard-I-of-N"
     if shard is not None:
-        from . import shards
-
         sources = shards.select(sources, shard)
         infix = f".{shards.tag(shard)}"
     outs = output_paths(sources, output_dir)
@@ -660,19 +648,6 @@ def _write_index(path: Path, rows) -> None:
     write_text(path, buf.getvalue())
 
 
-def write_errors(path: Path, failures: Sequence[Failure]) -> None:
-    """``errors.csv`` (path, reason) when there are failures; removes a stale one otherwise."""
-    if not failures:
-        path.unlink(missing_ok=True)
-        return
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "reason"])
-    for f in failures:
-        w.writerow([f.path, f.reason])
-    write_text(path, buf.getvalue())
-
-
 # --------------------------------------------------------------------------------------------
 # Prediction job
 # --------------------------------------------------------------------------------------------
@@ -750,8 +725,6 @@ def predict_files(
 
         subset = resolve(labels, model.labels)
     if shard is not None:
-        from . import shards
-
         sources = shards.select(sources, shard)
     out_path = Path(output) if output is not None else None
     if out_path is not None and shard is not None:
@@ -952,66 +925,3 @@ def _predict(
     order = {s.ident: i for i, s in enumerate(sources)}
     results.sort(key=lambda r: order.get(r.path, 0))
     return results, summary
-
-
-def write_predictions(path: Path, rows: list[dict], labels: Sequence[str]) -> None:
-    """Write prediction rows (``FilePrediction.to_json`` dicts) as JSONL or CSV, atomically.
-
-    CSV has one row per recording (segment ``all``) followed, for windowed recordings, by one row
-    per window (segment 0, 1, ...), with the nine scores as columns.
-    """
-    names = [n for n in labels if not n.startswith("unuse")]
-    if path.suffix.lower() == ".jsonl":
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        write_text(path, text)
-        return
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "segment", "start", "end", "label", "score", *names])
-    for r in rows:
-        w.writerow(
-            [r["path"], "all", 0.0, r["duration"], r["label"], f"{r['score']:.6f}"]
-            + [f"{r['scores'].get(n, float('nan')):.6f}" for n in names]
-        )
-        for k, win in enumerate(r.get("windows", [])):
-            w.writerow(
-                [r["path"], k, win["start"], win["end"], win["label"], f"{win['score']:.6f}"]
-                + [f"{win['scores'].get(n, float('nan')):.6f}" for n in names]
-            )
-    write_text(path, buf.getvalue())
-
-
-def read_predictions(path: Path) -> list[dict]:
-    """Rows of a file written by :func:`write_predictions` (to resume a run)."""
-    try:
-        if path.suffix.lower() == ".jsonl":
-            with open(path, encoding="utf-8") as f:
-                return [json.loads(line) for line in f if line.strip()]
-        rows: dict[str, dict] = {}
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            fixed = {"path", "segment", "start", "end", "label", "score"}
-            for rec in reader:
-                scores = {k: float(v) for k, v in rec.items() if k not in fixed}
-                entry = {
-                    "label": rec["label"],
-                    "score": float(rec["score"]),
-                    "scores": scores,
-                }
-                if rec["segment"] == "all":
-                    rows[rec["path"]] = {
-                        "path": rec["path"],
-                        "duration": float(rec["end"]),
-                        **entry,
-                        "windows": [],
-                    }
-                else:
-                    rows[rec["path"]]["windows"].append(
-                        {"start": float(rec["start"]), "end": float(rec["end"]), **entry}
-                    )
-        return list(rows.values())
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(
-            f"{path}: cannot read the existing predictions to resume ({exc}); pass --overwrite "
-            "to start over"
-        ) from None

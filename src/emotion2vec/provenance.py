@@ -18,6 +18,7 @@ import torch
 
 from .atomic import write_text
 from .errors import OutputConflictError
+from .version import __version__
 
 FORMAT = "emotion2vec.provenance/1"
 #: Fields that must match for a run to resume into an existing output.
@@ -55,8 +56,6 @@ def make(
     model: torch.nn.Module, kind: str, *, model_name: str | None = None, **settings: Any
 ) -> dict:
     """The provenance record of a job of ``kind`` ("extract" / "predict") with ``settings``."""
-    from . import __version__
-
     record = {
         "format": FORMAT,
         "kind": kind,

@@ -28,8 +28,11 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from .atomic import write_text
 from .errors import ConfigError, DataError
-from .sources import AudioSource
+from .job_outputs import Failure, read_predictions, write_errors, write_predictions
+from .provenance import differences, read
+from .sources import AudioSource, expected_samples
 
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -94,8 +97,6 @@ def partition(
 def select(sources: Sequence[AudioSource], shard: tuple[int, int]) -> list[AudioSource]:
     """This shard's sources (durations read from the headers; unreadable files count 0 s and
     still go to a shard, which reports them)."""
-    from .jobs import expected_samples
-
     durations = []
     for s in sources:
         try:
@@ -137,8 +138,6 @@ def _complete(found: dict[tuple[int, int], Path], what: str) -> int:
 
 
 def _same_provenance(paths: list[Path], what: str) -> dict:
-    from .provenance import differences, read
-
     records = [read(p) for p in paths]
     if any(r is None for r in records):
         raise DataError(f"{what}: a shard has no provenance record: {[str(p) for p in paths]}")
@@ -154,8 +153,6 @@ def _same_provenance(paths: list[Path], what: str) -> dict:
 def merge_extract(output_dir: str | os.PathLike[str]) -> tuple[int, int]:
     """Merge the shards of an extraction folder into ``index.csv`` / ``errors.csv``; returns
     (outputs, failures). Raises DataError when shards are missing, mixed or overlap."""
-    from .atomic import write_text
-
     folder = Path(output_dir)
     found = _shard_files(folder, "index", ".csv")
     _complete(found, str(folder))
@@ -191,9 +188,6 @@ def merge_extract(output_dir: str | os.PathLike[str]) -> tuple[int, int]:
 def merge_predict(output: str | os.PathLike[str]) -> tuple[int, int]:
     """Merge ``<stem>.shard-I-of-N<suffix>`` score files into ``output``; returns (predictions,
     failures)."""
-    from .atomic import write_text
-    from .jobs import read_predictions, write_predictions
-
     out = Path(output)
     found = _shard_files(out.parent, out.stem, out.suffix)
     _complete(found, str(out))
@@ -222,6 +216,4 @@ def merge_predict(output: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def _write_failures(path: Path, failures: list[dict]) -> None:
-    from .jobs import Failure, write_errors
-
     write_errors(path, [Failure(f["path"], f["reason"]) for f in failures])

@@ -35,10 +35,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .audio import AUDIO_EXTENSIONS
+from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE, audio_info
 from .errors import DataError
 
-__all__ = ["MANIFEST_EXTENSIONS", "AudioSource", "collect_sources", "read_manifest"]
+__all__ = [
+    "MANIFEST_EXTENSIONS",
+    "AudioSource",
+    "collect_sources",
+    "expected_samples",
+    "read_manifest",
+]
 
 MANIFEST_EXTENSIONS: frozenset[str] = frozenset({".csv", ".tsv", ".jsonl", ".txt", ".lst", ".list"})
 """Lower-case extensions of the manifest formats :func:`collect_sources` reads."""
@@ -93,7 +99,6 @@ class AudioSource:
     def num_samples(self, sample_rate: int = 16000) -> int:
         """Length at ``sample_rate`` from the file's header (of the span, for a span); no
         decoding. Raises AudioError for a file whose header cannot be read."""
-        from .audio import audio_info
 
         n = audio_info(self.path).num_samples(sample_rate)
         if self.start is None and self.end is None:
@@ -397,3 +402,8 @@ def _manifest_source(base: Path, written: str, span: dict | None = None) -> Audi
     if key in (".", "..") or key.startswith("../"):
         key = resolved.name
     return AudioSource(resolved, _span_key(key, span), **span)
+
+
+def expected_samples(source: AudioSource) -> int:
+    """Length of ``source`` at 16 kHz from its file's header (its segment's, for a span)."""
+    return source.num_samples(SAMPLE_RATE)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from official_layouts import save_fairseq_checkpoint, to_official_state
 from pretrain_helpers import micro_model
 
-from emotion2vec.checkpoints.official import save_fairseq_checkpoint, to_official_state
 from emotion2vec.errors import CheckpointError
 from emotion2vec.pretrain.config import MaskConfig, ObjectiveConfig, PretrainConfig
 from emotion2vec.pretrain.objective import PretrainObjective

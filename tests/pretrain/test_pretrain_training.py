@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from official_layouts import save_fairseq_checkpoint, save_plus_folder
 from pretrain_helpers import micro_model, micro_run_config, tone_wave, write_corpus
 from safetensors.torch import load_file
 
 import emotion2vec
-from emotion2vec.checkpoints.official import save_fairseq_checkpoint, save_plus_folder
 from emotion2vec.errors import ConfigError
 from emotion2vec.pretrain import CollapseError, PretrainConfig, pretrain, read_metrics
 from emotion2vec.pretrain.start import load_start_model, prepare_model

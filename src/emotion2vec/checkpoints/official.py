@@ -33,7 +33,6 @@ from .keymap import (
     AUDIO,
     official_tensor_to_ours,
     official_to_ours,
-    ours_tensor_to_official,
     ours_to_official,
 )
 from .safe_load import load_pt, load_state_strict
@@ -110,6 +109,54 @@ def _count(state: Mapping[str, torch.Tensor], pattern: str) -> int:
     return max(found) + 1 if found else 0
 
 
+#: Where each of our config fields is read from in an official model config: (section, official
+#: name, our field). Sections: ``model`` is fairseq's ``cfg["model"]`` / FunASR's ``model_conf``,
+#: ``audio`` its ``modalities.audio``, ``decoder`` that one's ``decoder``. Every read of an
+#: official config goes through this table (:func:`official_values`); fields an official config
+#: lacks are inferred from tensor shapes or take the published defaults.
+#: Two need converting: ``feature_encoder_spec`` is a Python-literal string
+#: (:func:`parse_conv_spec`), and ``conv_pos_width`` is the whole positional conv's width, our
+#: per-layer kernel times the number of layers.
+OFFICIAL_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("model", "embed_dim", "encoder.embed_dim"),
+    ("model", "num_heads", "encoder.num_heads"),
+    ("model", "mlp_ratio", "encoder.mlp_ratio"),
+    ("model", "depth", "encoder.depth"),
+    ("model", "norm_eps", "encoder.norm_eps"),
+    ("model", "encoder_dropout", "encoder.dropout"),
+    ("model", "attention_dropout", "encoder.attention_dropout"),
+    ("model", "activation_dropout", "encoder.activation_dropout"),
+    ("model", "post_mlp_drop", "encoder.post_mlp_dropout"),
+    ("model", "layerdrop", "encoder.layerdrop"),
+    ("audio", "feature_encoder_spec", "encoder.conv_layers"),
+    ("audio", "prenet_depth", "encoder.context_depth"),
+    ("audio", "prenet_dropout", "encoder.context_dropout"),
+    ("audio", "prenet_layerdrop", "encoder.context_layerdrop"),
+    ("audio", "conv_pos_width", "encoder.pos_conv_kernel"),
+    ("audio", "conv_pos_depth", "encoder.pos_conv_layers"),
+    ("audio", "conv_pos_groups", "encoder.pos_conv_groups"),
+    ("audio", "num_extra_tokens", "encoder.num_extra_tokens"),
+    ("decoder", "decoder_dim", "decoder.dim"),
+    ("decoder", "decoder_kernel", "decoder.kernel"),
+    ("decoder", "decoder_layers", "decoder.layers"),
+    ("decoder", "decoder_groups", "decoder.groups"),
+    ("decoder", "input_dropout", "decoder.input_dropout"),
+)
+
+
+def official_values(model_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The values an official model config gives, by our field name (``"encoder.depth"``, ...),
+    as written there (no conversion); fields it lacks are absent."""
+    model = dict(model_cfg or {})
+    audio = dict((model.get("modalities") or {}).get("audio") or {})
+    sections = {"model": model, "audio": audio, "decoder": dict(audio.get("decoder") or {})}
+    return {
+        ours: sections[section][name]
+        for section, name, ours in OFFICIAL_FIELDS
+        if name in sections[section]
+    }
+
+
 def config_from_official(
     state: Mapping[str, torch.Tensor],
     model_cfg: Mapping[str, Any] | None = None,
@@ -123,9 +170,7 @@ def config_from_official(
     precedence; whatever it lacks is inferred from tensor shapes, and what shapes cannot tell
     (conv strides, dropouts) takes the published defaults.
     """
-    m = dict(model_cfg or {})
-    audio = dict((m.get("modalities") or {}).get("audio") or {})
-    dec_cfg = dict(audio.get("decoder") or {})
+    given = official_values(model_cfg)
     try:
         extra = state[AUDIO + "extra_tokens"]
         alibi = state[AUDIO + "alibi_scale"]
@@ -134,13 +179,13 @@ def config_from_official(
         raise CheckpointError(
             f"not an emotion2vec / data2vec 2.0 audio state dict: no {exc.args[0]}"
         ) from None
-    embed_dim = int(m.get("embed_dim", extra.shape[-1]))
+    embed_dim = int(given.get("encoder.embed_dim", extra.shape[-1]))
     fc1 = state.get("blocks.0.mlp.fc1.weight")
 
     # conv stack: channels and kernels from shapes, strides from the config or the official spec
     n_conv = _count(state, re.escape(AUDIO) + r"local_encoder\.conv_layers\.(\d+)\.0\.weight")
-    if "feature_encoder_spec" in audio:
-        conv_layers = parse_conv_spec(audio["feature_encoder_spec"])
+    if "encoder.conv_layers" in given:
+        conv_layers = parse_conv_spec(given["encoder.conv_layers"])
     else:
         # strides are not in the tensors: without a config, only the official stack is accepted
         kernels = [
@@ -161,50 +206,52 @@ def config_from_official(
     pos_layers = (
         _count(state, re.escape(AUDIO) + r"relative_positional_encoder\.(\d+)\.0\.weight") - 1
     )
-    if "conv_pos_width" in audio and "conv_pos_depth" in audio:
-        pos_depth = int(audio["conv_pos_depth"])
-        pos_kernel = max(3, int(audio["conv_pos_width"]) // pos_depth)
+    if "encoder.pos_conv_kernel" in given and "encoder.pos_conv_layers" in given:
+        pos_depth = int(given["encoder.pos_conv_layers"])
+        pos_kernel = max(3, int(given["encoder.pos_conv_kernel"]) // pos_depth)  # width / depth
     else:
         pos_depth, pos_kernel = pos_layers, int(pos_w.shape[2])
     encoder = EncoderConfig(
         conv_layers=conv_layers,
         embed_dim=embed_dim,
-        num_heads=int(m.get("num_heads", alibi.numel())),
-        mlp_ratio=float(m.get("mlp_ratio", fc1.shape[0] / embed_dim if fc1 is not None else 4.0)),
+        num_heads=int(given.get("encoder.num_heads", alibi.numel())),
+        mlp_ratio=float(
+            given.get("encoder.mlp_ratio", fc1.shape[0] / embed_dim if fc1 is not None else 4.0)
+        ),
         context_depth=int(
-            audio.get(
-                "prenet_depth",
+            given.get(
+                "encoder.context_depth",
                 _count(state, re.escape(AUDIO) + r"context_encoder\.blocks\.(\d+)\."),
             )
         ),
-        depth=int(m.get("depth", _count(state, r"blocks\.(\d+)\."))),
-        norm_eps=float(m.get("norm_eps", 1e-5)),
+        depth=int(given.get("encoder.depth", _count(state, r"blocks\.(\d+)\."))),
+        norm_eps=float(given.get("encoder.norm_eps", 1e-5)),
         pos_conv_kernel=pos_kernel,
         pos_conv_layers=pos_depth,
-        pos_conv_groups=int(audio.get("conv_pos_groups", embed_dim // pos_w.shape[1])),
-        num_extra_tokens=int(audio.get("num_extra_tokens", extra.shape[-2])),
-        dropout=float(m.get("encoder_dropout", 0.1)),
-        attention_dropout=float(m.get("attention_dropout", 0.1)),
-        activation_dropout=float(m.get("activation_dropout", 0.0)),
-        post_mlp_dropout=float(m.get("post_mlp_drop", 0.1)),
-        context_dropout=float(audio.get("prenet_dropout", 0.1)),
-        layerdrop=float(m.get("layerdrop", 0.05)),
-        context_layerdrop=float(audio.get("prenet_layerdrop", 0.05)),
+        pos_conv_groups=int(given.get("encoder.pos_conv_groups", embed_dim // pos_w.shape[1])),
+        num_extra_tokens=int(given.get("encoder.num_extra_tokens", extra.shape[-2])),
+        dropout=float(given.get("encoder.dropout", 0.1)),
+        attention_dropout=float(given.get("encoder.attention_dropout", 0.1)),
+        activation_dropout=float(given.get("encoder.activation_dropout", 0.0)),
+        post_mlp_dropout=float(given.get("encoder.post_mlp_dropout", 0.1)),
+        context_dropout=float(given.get("encoder.context_dropout", 0.1)),
+        layerdrop=float(given.get("encoder.layerdrop", 0.05)),
+        context_layerdrop=float(given.get("encoder.context_layerdrop", 0.05)),
     )
 
     decoder = None
     dec_w = state.get(AUDIO + "decoder.blocks.0.0.weight")
     if dec_w is not None:
         decoder = DecoderConfig(
-            dim=int(dec_cfg.get("decoder_dim", dec_w.shape[0])),
-            kernel=int(dec_cfg.get("decoder_kernel", dec_w.shape[2])),
+            dim=int(given.get("decoder.dim", dec_w.shape[0])),
+            kernel=int(given.get("decoder.kernel", dec_w.shape[2])),
             layers=int(
-                dec_cfg.get(
-                    "decoder_layers", _count(state, re.escape(AUDIO) + r"decoder\.blocks\.(\d+)\.")
+                given.get(
+                    "decoder.layers", _count(state, re.escape(AUDIO) + r"decoder\.blocks\.(\d+)\.")
                 )
             ),
-            groups=int(dec_cfg.get("decoder_groups", embed_dim // dec_w.shape[1])),
-            input_dropout=float(dec_cfg.get("input_dropout", 0.1)),
+            groups=int(given.get("decoder.groups", embed_dim // dec_w.shape[1])),
+            input_dropout=float(given.get("decoder.input_dropout", 0.1)),
         )
 
     head = state.get("proj.weight")
@@ -339,183 +386,3 @@ def load_official(
 
     load_state_strict(model, ours, source=str(ckpt_path), name_of=name_of, unknown=unknown)
     return model.eval()
-
-
-def to_official_state(model: Emotion2vecModel, *, plus_layout: bool) -> dict[str, torch.Tensor]:
-    """Our weights in the official key layout (``plus_layout``: ``d2v_model.`` prefix, no decoder)."""
-    out: dict[str, torch.Tensor] = {}
-    for key, tensor in model.state_dict().items():
-        official = ours_to_official(key)
-        if official is None:
-            raise CheckpointError(f"no official name for parameter {key}")
-        if plus_layout and official.startswith(AUDIO + "decoder."):
-            continue
-        if plus_layout and not official.startswith("proj."):
-            official = PLUS_PREFIX + official
-        out[official] = ours_tensor_to_official(key, tensor.detach().clone())
-    return out
-
-
-#: Training-only fields of the official model config, with the values of emotion2vec_base's
-#: training config (FunASR ``template.yaml``). Inference ignores them, but FunASR refuses a
-#: config that lacks them, so written configs carry them.
-_TRAINING_FIELDS: dict[str, Any] = {
-    "loss_beta": 0.0,
-    "loss_scale": None,
-    "start_drop_path_rate": 0.0,
-    "end_drop_path_rate": 0.0,
-    "norm_affine": True,
-    "dropout_input": 0.0,
-    "end_of_block_targets": False,
-    "clone_batch": 8,
-    "layer_norm_target_layer": False,
-    "batch_norm_target_layer": False,
-    "instance_norm_target_layer": True,
-    "instance_norm_targets": False,
-    "layer_norm_targets": False,
-    "ema_decay": 0.999,
-    "ema_same_dtype": True,
-    "log_norms": True,
-    "ema_end_decay": 0.99999,
-    "ema_anneal_end_step": 20000,
-    "ema_encoder_only": False,
-    "max_update": 100000,
-    "extractor_mode": "layer_norm",
-    "shared_decoder": None,
-    "min_target_var": 0.1,
-    "min_pred_var": 0.01,
-    "supported_modality": "AUDIO",
-    "mae_init": False,
-    "seed": 1,
-    "skip_ema": False,
-    "cls_loss": 1.0,
-    "recon_loss": 0.0,
-    "d2v_loss": 1.0,
-    "decoder_group": False,
-    "adversarial_training": False,
-    "adversarial_hidden_dim": 128,
-    "adversarial_weight": 0.1,
-    "cls_type": "chunk",
-}
-_AUDIO_TRAINING_FIELDS: dict[str, Any] = {
-    "type": "AUDIO",
-    "start_drop_path_rate": 0.0,
-    "end_drop_path_rate": 0.0,
-    "init_extra_token_zero": True,
-    "mask_noise_std": 0.01,
-    "mask_prob_min": None,
-    "mask_prob": 0.5,
-    "inverse_mask": False,
-    "mask_prob_adjust": 0.05,
-    "keep_masked_pct": 0.0,
-    "mask_length": 5,
-    "add_masks": False,
-    "remove_masks": False,
-    "mask_dropout": 0.0,
-    "encoder_zero_mask": True,
-    "mask_channel_prob": 0.0,
-    "mask_channel_length": 64,
-    "ema_local_encoder": False,
-    "local_grad_mult": 1.0,
-    "use_alibi_encoder": True,
-    "alibi_scale": 1.0,
-    "learned_alibi": False,
-    "alibi_max_pos": None,
-    "learned_alibi_scale": True,
-    "learned_alibi_scale_per_head": True,
-    "learned_alibi_scale_per_layer": False,
-    "extractor_mode": "layer_norm",
-    "conv_pos_pre_ln": False,
-}
-
-
-def official_model_cfg(config: ModelConfig) -> dict[str, Any]:
-    """The complete fairseq/FunASR model config (``cfg.model`` / ``model_conf``) for ``config``."""
-    e = config.encoder
-    spec = "[" + ", ".join(f"({c}, {k}, {s})" for c, k, s in e.conv_layers) + "]"
-    audio: dict[str, Any] = {
-        **_AUDIO_TRAINING_FIELDS,
-        "feature_encoder_spec": spec,
-        "prenet_depth": e.context_depth,
-        "prenet_dropout": e.context_dropout,
-        "prenet_layerdrop": e.context_layerdrop,
-        "conv_pos_width": e.pos_conv_kernel * e.pos_conv_layers,
-        "conv_pos_depth": e.pos_conv_layers,
-        "conv_pos_groups": e.pos_conv_groups,
-        "num_extra_tokens": e.num_extra_tokens,
-        "num_alibi_heads": e.num_heads,
-        "model_depth": e.depth,
-        "decoder": None,
-    }
-    if config.decoder is not None:
-        d = config.decoder
-        audio["decoder"] = {
-            "decoder_dim": d.dim,
-            "decoder_kernel": d.kernel,
-            "decoder_layers": d.layers,
-            "decoder_groups": d.groups,
-            "input_dropout": d.input_dropout,
-            "add_positions_masked": False,
-            "add_positions_all": False,
-            "decoder_residual": True,
-            "projection_layers": 1,
-            "projection_ratio": 2.0,
-        }
-    return {
-        "_name": "data2vec_multi",
-        **_TRAINING_FIELDS,
-        "embed_dim": e.embed_dim,
-        "num_heads": e.num_heads,
-        "mlp_ratio": e.mlp_ratio,
-        "depth": e.depth,
-        "norm_eps": e.norm_eps,
-        "encoder_dropout": e.dropout,
-        "attention_dropout": e.attention_dropout,
-        "activation_dropout": e.activation_dropout,
-        "post_mlp_drop": e.post_mlp_dropout,
-        "layerdrop": e.layerdrop,
-        "layer_norm_first": False,
-        "average_top_k_layers": e.depth,
-        "normalize": config.normalize_waveform,
-        "modalities": {"audio": audio},
-    }
-
-
-def save_fairseq_checkpoint(model: Emotion2vecModel, path: str | Path) -> None:
-    """Write ``model`` as an emotion2vec_base-style fairseq checkpoint (used to build test files)."""
-    ckpt = {
-        "cfg": {
-            "model": official_model_cfg(model.config),
-            "task": {
-                "_name": "emotion2vec_pretraining",
-                "normalize": model.config.normalize_waveform,
-            },
-        },
-        "model": to_official_state(model, plus_layout=False),
-    }
-    torch.save(ckpt, path)
-
-
-def save_plus_folder(model: Emotion2vecModel, folder: str | Path) -> None:
-    """Write ``model`` as a FunASR emotion2vec_plus folder: model.pt, config.yaml, tokens.txt."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": to_official_state(model, plus_layout=True)}, folder / "model.pt")
-    model_conf = official_model_cfg(model.config)
-    # FunASR builds no decoder from ``decoder: null`` (the plus files carry none), needs
-    # ``tokenizer_conf`` to exist, and maps the ``d2v_model.`` prefix away through ``scope_map``.
-    model_conf["modalities"]["audio"]["decoder"] = None
-    conf = {
-        "model": "Emotion2vec",
-        "model_conf": model_conf,
-        "tokenizer": "CharTokenizer",
-        "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
-        "scope_map": [PLUS_PREFIX, "none"],
-    }
-    (folder / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False), encoding="utf-8")
-    if model.labels:
-        if tuple(model.labels) == EMOTION_LABELS:
-            lines = list(OFFICIAL_TOKENS)
-        else:
-            lines = ["<unk>" if label == "unknown" else label for label in model.labels]
-        (folder / "tokens.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``emotion2vec`` command."""
     from importlib import import_module
 
-    from .. import __version__
+    from ..version import __version__
 
     parser = Parser(
         prog="emotion2vec",

@@ -64,7 +64,7 @@ def result_to_dict(result: ProbeResult) -> dict[str, Any]:
     """The JSON document of a result (see the module docstring)."""
     import torch
 
-    from emotion2vec import __version__
+    from emotion2vec.version import __version__
 
     folds = []
     for f in result.folds:

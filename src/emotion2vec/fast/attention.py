@@ -86,10 +86,9 @@ def attend_by_diagonals(
     strides, so it gets the whole bias from a vector that stays in cache: no (B, H, T, T)
     tensor is built, multiplied per layer or streamed from memory, and memory stays O(T) for
     inputs of any length (no blocks of query rows needed). :func:`attend` uses it only where
-    the bias would otherwise be built in blocks of query rows, once per layer: measured per
-    layer (12 heads, 2 threads) 1.2-1.3x faster than that at 2,000-6,000 frames, and a whole
-    120 s forward 1.07-1.11x faster. Shorter inputs build their bias once per forward, and
-    there the extra-token merge below costs more than it saves (2x slower at 16 x 100 frames).
+    the bias would otherwise be built in blocks of query rows, once per layer: there it is
+    faster than the row blocks. Shorter inputs build their bias once per forward, and there the
+    extra-token merge below costs more than it saves (figures: docs/benchmarks.md).
 
     The extra tokens, whose bias is 0 to and from everything, do not fit that view; the frame
     queries attend to their E keys separately and the two softmax parts are merged through

@@ -38,8 +38,8 @@ class FastConvLayer(nn.Module):
 
     def _cached(self, name: str, params: tuple[torch.Tensor, ...], dtype: torch.dtype, build):
         """``build()`` without autograd, kept until one of ``params`` changes (new storage, an
-        in-place update, another dtype or device): re-laying out the weights each call cost about
-        1% of a forward."""
+        in-place update, another dtype or device): re-laying out the weights on every call is a
+        measurable share of a forward (docs/benchmarks.md)."""
         key = (dtype, *((p.data_ptr(), p._version, p.device) for p in params))
         hit = self._cache.get(name)
         if hit is None or hit[0] != key:
@@ -117,8 +117,8 @@ class FastConvLayer(nn.Module):
 
 #: The conv stack runs over at most this many output frames at a time. The first layer's output
 #: is 64 x longer than the frames (128 frames -> 16 MB per intermediate tensor), and chunks this
-#: small keep the LayerNorm / GELU passes and the tap products in cache (the choice is measured
-#: by benchmarks/extract_speed.py; 96 to 192 were all within noise).
+#: small keep the LayerNorm / GELU passes and the tap products in cache (chosen with
+#: benchmarks/extract_speed.py; docs/benchmarks.md has the comparison).
 CHUNK_FRAMES = 128
 
 

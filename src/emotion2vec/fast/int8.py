@@ -18,8 +18,8 @@ function compiled with ``torch.compile`` (inductor, dynamic shapes), so the elem
 are fused into one loop before and one after the product; in each transformer block, everything
 after the attention (output projection, residual adds, both LayerNorms, the FFN) is one compiled
 function, which also fuses each LayerNorm and GELU with the quantisation of the next product's
-input (measured: that part of a block 27% faster than product by product). Compiling takes
-~15 s the first time in a process (inductor caches on disk across processes); when it fails (for
+input (faster than product by product; figures: docs/benchmarks.md). Compiling takes a while
+the first time in a process (inductor caches on disk across processes); when it fails (for
 example no C++ compiler) the same functions run uncompiled, with a warning: the same maths,
 slower (the two can round a few activations to neighbouring int8 steps: embedding cosine between
 them > 0.9999).
@@ -61,7 +61,7 @@ GELU_NEGATIVE_BOUND = 0.17
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(M, K) float -> (M, K) int8 and the (M, 1) scales: each row symmetric, with its own scale."""
     top = x.abs().amax(dim=1, keepdim=True).clamp_min(_TINY)
-    # times the reciprocal: a vector division per element has ~20x the throughput cost of a product
+    # times the reciprocal: a vector division per element costs far more than a product
     return torch.round(x * (127.0 / top)).to(torch.int8), top / 127.0
 
 

@@ -1,7 +1,8 @@
 """The convolutional feature extractor (official: ``local_encoder``) and the projection.
 
 Frame-length arithmetic lives here and nowhere else: :func:`conv_output_length` for one
-convolution, :func:`frames_after` for a stack. Every other place that needs a frame count
+convolution, :func:`frames_after` for a stack (the stack's stride and receptive field, which
+configs report too, come from :func:`emotion2vec.config.conv_stride` / ``conv_receptive_field``). Every other place that needs a frame count
 (audio helpers, batch jobs, ONNX export, FLOP counts, the fast modules) calls these.
 """
 
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..config import conv_receptive_field, conv_stride
 
 #: One conv layer of the extractor: (output channels, kernel, stride).
 ConvSpec = tuple[int, int, int]
@@ -76,19 +79,12 @@ class ConvFeatureExtractor(nn.Module):
     @property
     def stride(self) -> int:
         """Samples between consecutive frames."""
-        stride = 1
-        for _, _, s in self.spec:
-            stride *= s
-        return stride
+        return conv_stride(self.spec)
 
     @property
     def receptive_field(self) -> int:
         """Samples one frame sees: the shortest input that gives a frame."""
-        field, jump = 1, 1
-        for _, kernel, stride in self.spec:
-            field += (kernel - 1) * jump
-            jump *= stride
-        return field
+        return conv_receptive_field(self.spec)
 
     def output_lengths(self, lengths):
         """Frames for inputs of ``lengths`` samples ((B,) tensor or int; 0 below the receptive

@@ -29,6 +29,7 @@ import torch
 
 from ..audio import SAMPLE_RATE, normalize_waveform
 from ..errors import AudioError, DataError
+from ..inference import fill_batches
 from ..sources import AudioSource
 from .config import DataConfig
 from .logfile import LOGGER
@@ -77,19 +78,15 @@ class EpochPlan:
         self.batches_per_epoch = len(self.epoch(0))
 
     def _group(self, order: np.ndarray) -> list[list[int]]:
-        cap = self.config.max_batch_size
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for i in order.tolist():
-            longest = max(int(self.sizes[current[-1]]), int(self.sizes[i])) if current else 0
-            full = cap is not None and len(current) >= cap
-            if current and (longest * (len(current) + 1) > self.config.max_tokens or full):
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-        return batches
+        """The shared length bucketing (:func:`emotion2vec.inference.fill_batches`) over
+        ``order``. Unlike inference's :func:`~emotion2vec.inference.plan_batches` (longest
+        first, ties in input order, no count limit, batches kept in that order), an epoch walks
+        the capped lengths shortest first with random tie-breaks, limits the count to
+        ``max_batch_size`` and shuffles the batches (fairseq's ``batch_by_size`` then epoch
+        shuffle), so that pre-training sees the official recipe's batches."""
+        return fill_batches(
+            order.tolist(), self.sizes, self.config.max_tokens, self.config.max_batch_size
+        )
 
     def epoch(self, epoch: int) -> list[list[int]]:
         """The micro-batches of ``epoch`` (file ids), in training order."""

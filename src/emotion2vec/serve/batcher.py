@@ -96,7 +96,7 @@ class DynamicBatcher:
         max_queue: int = 64,
         metrics: Metrics | None = None,
     ):
-        self._run_batch = run_batch
+        self.run_batch = run_batch
         self.budget = int(batch_seconds * SAMPLE_RATE)
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
@@ -174,7 +174,7 @@ class DynamicBatcher:
                 continue
             waves = [job.wave for job in batch]
             try:
-                results = self._run_batch(waves, [job.want_frames for job in batch])
+                results = self.run_batch(waves, [job.want_frames for job in batch])
             except Exception as exc:  # one failed batch must not stop the service
                 for job in batch:
                     job.future.set_exception(exc)

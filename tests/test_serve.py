@@ -145,6 +145,7 @@ def test_http_requests_in_flight_together_get_their_alone_answers(model, tmp_pat
         answers = await asyncio.gather(
             *(client.post("/predict", files={"file": (p.name, p.read_bytes())}) for p in paths)
         )
+        await client.get("/made-up/path")
         return answers, await client.get("/metrics")
 
     answers, metrics = call(app, calls)
@@ -154,6 +155,7 @@ def test_http_requests_in_flight_together_get_their_alone_answers(model, tmp_pat
         assert answer.json()["duration"] == pytest.approx(sf.info(path).frames / SR)
     values = parse(metrics.text)
     assert values['emotion2vec_requests_total{endpoint="/predict",status="200"}'] == 12
+    assert values['emotion2vec_requests_total{endpoint="other",status="404"}'] == 1
     assert values["emotion2vec_batch_size_sum"] == 12
     assert values["emotion2vec_batch_size_count"] < 12
     assert (

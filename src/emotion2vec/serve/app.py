@@ -33,8 +33,11 @@ from .settings import ServeSettings
 from .streaming import run_stream
 from .uploads import AudioTooLong, decode_upload
 
-#: Paths that need no API key.
-OPEN_PATHS = ("/", "/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc")
+#: Paths counted by name in the metrics; any other path is counted as "other", so that
+#: requests for made-up paths cannot grow the metrics without bound.
+METRIC_PATHS = frozenset(
+    {"/", "/predict", "/embed", "/health", "/metrics", "/stream", "/docs", "/openapi.json"}
+)
 
 
 class ServiceError(Exception):
@@ -66,12 +69,13 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started, status = time.perf_counter(), [500]
+        path = scope["path"] if scope["path"] in METRIC_PATHS else "other"
         limit = self.settings.max_upload_bytes
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             response = _error(413, "too_large", _too_large(limit))
             await response(scope, receive, send)
-            self.metrics.request(scope["path"], 413, time.perf_counter() - started)
+            self.metrics.request(path, 413, time.perf_counter() - started)
             return
         seen = [0]
 
@@ -91,7 +95,7 @@ class Guard:
         try:
             await self.app(scope, limited_receive, watched_send)
         finally:
-            self.metrics.request(scope["path"], status[0], time.perf_counter() - started)
+            self.metrics.request(path, status[0], time.perf_counter() - started)
 
 
 def _too_large(limit: int) -> str:

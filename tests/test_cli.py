@@ -31,12 +31,21 @@ from emotion2vec.training.trainer import TrainingError
 
 #: Options several commands share, with the commands that must have them.
 SHARED = {
-    "--model": {"predict", "extract", "finetune", "export-onnx", "probe", "plot", "emobox"},
-    "--device": {"predict", "extract", "pretrain", "finetune", "probe", "plot", "emobox"},
-    "--threads": {"predict", "extract", "pretrain", "finetune", "probe", "plot", "emobox"},
-    "--batch-seconds": {"predict", "extract", "probe", "plot", "emobox"},
+    "--model": {
+        "predict",
+        "extract",
+        "finetune",
+        "export-onnx",
+        "probe",
+        "plot",
+        "emobox",
+        "serve",
+    },
+    "--device": {"predict", "extract", "pretrain", "finetune", "probe", "plot", "emobox", "serve"},
+    "--threads": {"predict", "extract", "pretrain", "finetune", "probe", "plot", "emobox", "serve"},
+    "--batch-seconds": {"predict", "extract", "probe", "plot", "emobox", "serve"},
     "--quiet": {"predict", "extract", "pretrain", "finetune", "probe", "plot", "emobox"},
-    "--quantize": {"predict", "extract"},
+    "--quantize": {"predict", "extract", "serve"},
     "--overwrite": {"predict", "extract"},
     "--resume": {"pretrain", "finetune"},
 }
@@ -97,10 +106,10 @@ def offline_hub(monkeypatch, tmp_path):
 
 
 def test_the_commands_are_all_there():
-    assert set(commands()) == set(OUTPUTS) | {"merge"}
+    assert set(commands()) == set(OUTPUTS) | {"merge", "serve"}
 
 
-@pytest.mark.parametrize("name", sorted(set(OUTPUTS) | {"merge"}))
+@pytest.mark.parametrize("name", sorted(set(OUTPUTS) | {"merge", "serve"}))
 def test_every_command_and_option_has_help(name):
     parser = commands()[name]
     assert parser.description and len(parser.description) > 20, name

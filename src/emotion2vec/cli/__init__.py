@@ -6,8 +6,8 @@
 
 Structure: one module per command group (:mod:`.infer` predict/extract, :mod:`.models` convert,
 :mod:`.jobs` merge, :mod:`.train` pretrain/finetune, :mod:`.evaluate` probe/plot/emobox,
-:mod:`.export` export-onnx), each with an ``add_parsers(subparsers)`` that registers its commands
-and, per command, a function ``command(args) -> exit code`` that calls the library and prints.
+:mod:`.export` export-onnx, :mod:`.serve` serve), each with an ``add_parsers(subparsers)`` that
+registers its commands and, per command, a function ``command(args) -> exit code`` that calls the library and prints.
 Options that several commands share (``--model``, ``--device``, ``--threads``,
 ``--batch-seconds``, ``--quiet``, ``--output``, ``--overwrite``/``--resume``, ``--quantize``)
 are defined once in :mod:`.options`; :mod:`.exit_codes` maps our error types to exit codes and
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: Command-group modules, in the order of ``emotion2vec --help``.
-_GROUPS = ("infer", "jobs", "models", "train", "export", "evaluate")
+_GROUPS = ("infer", "jobs", "models", "train", "export", "evaluate", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

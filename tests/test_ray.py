@@ -32,7 +32,7 @@ def setup(tmp_path_factory):
     build_model(0, decoder=False).save_pretrained(root / "m")
     clips = root / "clips"
     clips.mkdir()
-    real = sorted(RAVDESS.glob("Actor_0[12]/*.flac"))[::4][:24] if RAVDESS.is_dir() else []
+    real = sorted(RAVDESS.glob("Actor_0[12]/*.flac"))[::8][:12] if RAVDESS.is_dir() else []
     for f in real:
         shutil.copy(f, clips / f.name)
     rng = np.random.default_rng(0)
@@ -69,7 +69,9 @@ def test_predict_equals_the_local_job_and_reports_bad_inputs_alike(setup, local)
     preds, local_summary = local
     assert len(local_summary.failures) == 2  # broken.wav and tiny.wav
     out = setup / "scores.csv"
-    results, summary = predict_ray(str(setup / "m"), [setup / "clips"], out, progress=False)
+    results, summary = predict_ray(
+        str(setup / "m"), [setup / "clips"], out, progress=False, actors=1
+    )
     assert {(f.path, f.reason) for f in summary.failures} == {
         (f.path, f.reason) for f in local_summary.failures
     }
@@ -86,7 +88,7 @@ def test_predict_equals_the_local_job_and_reports_bad_inputs_alike(setup, local)
 
 def test_extract_writes_the_local_layout_and_resumes(setup, local):
     feats = setup / "ray_feats"
-    summary = extract_ray(str(setup / "m"), [setup / "clips"], feats, progress=False)
+    summary = extract_ray(str(setup / "m"), [setup / "clips"], feats, progress=False, actors=1)
     ref = setup / "local_feats"
     npys = sorted(p.name for p in ref.glob("*.npy"))
     assert npys and sorted(p.name for p in feats.glob("*.npy")) == npys
@@ -98,15 +100,23 @@ def test_extract_writes_the_local_layout_and_resumes(setup, local):
     assert _failures(feats / "errors.csv") == _failures(ref / "errors.csv")
     assert summary.done == len(npys)
 
-    # resume: the existing files are skipped, a removed one is redone
-    (feats / npys[0]).unlink()
-    again = extract_ray(str(setup / "m"), [setup / "clips"], feats, progress=False)
-    assert (again.done, again.skipped) == (1, len(npys) - 1)
-    np.testing.assert_allclose(np.load(feats / npys[0]), np.load(ref / npys[0]), atol=1e-5)
-    # a folder made by the local engine is finished by the Ray engine (same provenance)
-    (ref / npys[1]).unlink()
-    more = extract_ray(str(setup / "m"), [setup / "clips"], ref, progress=False)
-    assert (more.done, more.skipped) == (1, len(npys) - 1)
+    # resume, across engines: a folder made by the local job is finished by the Ray engine,
+    # which skips the existing files and redoes a removed one
+    shutil.copytree(ref, setup / "resumed")
+    (setup / "resumed" / npys[0]).unlink()
+    more = extract_ray(
+        str(setup / "m"), [setup / "clips"], setup / "resumed", progress=False, actors=1
+    )
+    assert (more.done, more.skipped, len(more.failures)) == (1, len(npys) - 1, 2)
+    np.testing.assert_allclose(
+        np.load(setup / "resumed" / npys[0]), np.load(ref / npys[0]), atol=1e-5
+    )
+
+    # (as after a local resume, files kept from before have frames -1 in the index)
+    def listed(folder):
+        return [line.split(",")[:3] for line in (folder / "index.csv").read_text().splitlines()]
+
+    assert listed(setup / "resumed") == listed(ref)
 
 
 def test_a_killed_model_worker_and_decoding_task_are_retried(setup, local):
@@ -115,7 +125,9 @@ def test_a_killed_model_worker_and_decoding_task_are_retried(setup, local):
     (faults / "model").touch()
     (faults / "decode").touch()
     out = setup / "after_crash.parquet"
-    results, summary = predict_ray(str(setup / "m"), [setup / "clips"], out, progress=False)
+    results, summary = predict_ray(
+        str(setup / "m"), [setup / "clips"], out, progress=False, actors=1
+    )
     assert not (faults / "model").exists() and not (faults / "decode").exists()  # they fired
     rows = parquet.read_rows(out)
     paths = [r["path"] for r in rows]
@@ -127,7 +139,9 @@ def test_a_killed_model_worker_and_decoding_task_are_retried(setup, local):
 
     # resume: every row already in a part is skipped, nothing is written twice
     parts = parquet.parts(out)
-    results, summary = predict_ray(str(setup / "m"), [setup / "clips"], out, progress=False)
+    results, summary = predict_ray(
+        str(setup / "m"), [setup / "clips"], out, progress=False, actors=1
+    )
     assert (summary.skipped, summary.done, results) == (len(preds), 0, [])
     assert parquet.parts(out) == parts and len(parquet.read_rows(out)) == len(preds)
 

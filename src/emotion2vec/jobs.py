@@ -620,7 +620,7 @@ def extract_files(
         for i, out in enumerate(outs):
             if out.exists() and not overwrite:
                 summary.skipped += 1
-                index_rows[i] = _index_row_existing(sources[i], out, output_dir, granularity)
+                index_rows[i] = index_row_existing(sources[i], out, output_dir, granularity)
             else:
                 todo.append(i)
         position = {id(s): i for i, s in enumerate(sources)}
@@ -666,7 +666,7 @@ def extract_files(
             summary.wall_seconds = time.perf_counter() - start
             index = output_dir / f"index{infix}.csv"
             try:
-                _write_index(index, [index_rows[i] for i in sorted(index_rows)])
+                write_index(index, [index_rows[i] for i in sorted(index_rows)])
                 write_errors(output_dir / f"errors{infix}.csv", summary.failures)
             except OSError as exc:
                 raise _write_failed(index, exc, "the .npy outputs are kept") from None
@@ -687,7 +687,8 @@ def feature_array(r: FileResult, granularity: str, all_layers: bool) -> tuple[np
     return np.ascontiguousarray(arr, dtype=np.float32), frames
 
 
-def _index_row_existing(source: AudioSource, out: Path, root: Path, granularity: str):
+def index_row_existing(source: AudioSource, out: Path, root: Path, granularity: str):
+    """The ``index.csv`` row of an output kept from an earlier run (frames -1 when unknown)."""
     try:
         shape = np.load(out, mmap_mode="r").shape
         frames = shape[-2] if granularity == "frame" and len(shape) >= 2 else -1
@@ -700,7 +701,8 @@ def _index_row_existing(source: AudioSource, out: Path, root: Path, granularity:
     return (source.ident, out.relative_to(root).as_posix(), duration, frames)
 
 
-def _write_index(path: Path, rows) -> None:
+def write_index(path: Path, rows) -> None:
+    """Write ``index.csv``: (input, output, duration_s, frames) rows, atomically."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "output", "duration_s", "frames"])
@@ -830,7 +832,7 @@ def predict_files(
             model,
             "predict",
             model_name=model_name,
-            labels=_scored_labels(model.labels, subset),
+            labels=scored_labels(model.labels, subset),
             window_seconds=window_seconds,
             hop_seconds=hop_seconds,
         )
@@ -847,7 +849,7 @@ def predict_files(
         else:
             if out_path.exists():
                 previous = read_predictions(out_path)
-            previous = _merge_rows(previous, read_journal(journal))
+            previous = merge_rows(previous, read_journal(journal))
         return _predict(
             model,
             sources,
@@ -864,12 +866,12 @@ def predict_files(
         )
 
 
-def _scored_labels(labels: Sequence[str], subset: Sequence[int] | None) -> list[str]:
+def scored_labels(labels: Sequence[str], subset: Sequence[int] | None) -> list[str]:
     """The labels that get a score (the columns of a score file)."""
     return [labels[i] for i in scored_indices(labels, subset)]
 
 
-def _merge_rows(rows: list[dict], more: list[dict]) -> list[dict]:
+def merge_rows(rows: list[dict], more: list[dict]) -> list[dict]:
     """Rows by path, later ones replacing earlier ones, first-seen order kept."""
     merged: dict[str, dict] = {}
     for row in [*rows, *more]:
@@ -924,7 +926,7 @@ def _predict(
             return
         try:
             write_predictions(
-                out_path, previous + [r.to_json() for r in results], _scored_labels(labels, subset)
+                out_path, previous + [r.to_json() for r in results], scored_labels(labels, subset)
             )
             if log is not None:
                 log.truncate(0)

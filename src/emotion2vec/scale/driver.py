@@ -19,16 +19,16 @@ from ..jobs import (
     Failure,
     FilePrediction,
     JobSummary,
-    _index_row_existing,
-    _merge_rows,
-    _scored_labels,
-    _write_index,
+    index_row_existing,
+    merge_rows,
     output_paths,
     prepare_output_dir,
     prepare_output_file,
     read_journal,
     read_predictions,
+    scored_labels,
     write_errors,
+    write_index,
     write_predictions,
 )
 from ..locking import OutputLock
@@ -98,7 +98,7 @@ class Job:
                 from ..labels import resolve
 
                 job.subset = resolve(labels, model.labels)
-            job.labels = _scored_labels(model.labels, job.subset)
+            job.labels = scored_labels(model.labels, job.subset)
             settings = dict(labels=job.labels)
         else:
             if out is None:
@@ -165,14 +165,14 @@ class Job:
                 journal.unlink(missing_ok=True)
             else:
                 rows = read_predictions(out) if out.exists() else []
-                self.previous = _merge_rows(rows, read_journal(journal))
+                self.previous = merge_rows(rows, read_journal(journal))
             done = {row["path"] for row in self.previous}
             self.todo = [i for i, s in enumerate(self.sources) if s.ident not in done]
         else:
             self.todo = []
             for i, dest in enumerate(output_paths(self.sources, out)):
                 if dest.exists() and not overwrite:
-                    self.index_rows[i] = _index_row_existing(
+                    self.index_rows[i] = index_row_existing(
                         self.sources[i], dest, out, self.granularity
                     )
                 else:
@@ -259,7 +259,7 @@ class Job:
             self.out.with_name(self.out.name + ".partial.jsonl").unlink(missing_ok=True)
             write_errors(self.out.with_name(self.out.name + ".errors.csv"), failures)
         elif self.kind == "npy":
-            _write_index(
+            write_index(
                 self.out / "index.csv", [self.index_rows[i] for i in sorted(self.index_rows)]
             )
             write_errors(self.out / "errors.csv", failures)

@@ -225,7 +225,7 @@ def connect(address: str | None = None, *, verbose: bool = False) -> bool:
     if ray.is_initialized():
         return False
     if not verbose:  # the C++ core's own log lines (e.g. about actor restarts)
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     ray.init(
         address=address,
         include_dashboard=False,

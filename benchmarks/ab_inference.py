@@ -86,13 +86,19 @@ def main() -> None:
     print(f"{len(files)} RAVDESS clips ({audio:.0f} s of audio), {args.rounds} alternating rounds")
     for name in ("before", "after"):
         t = times[name]
-        print(f"  {name:6s}: " + ", ".join(f"{x:.2f}" for x in t) + f" s (median {statistics.median(t):.2f})")
+        print(
+            f"  {name:6s}: "
+            + ", ".join(f"{x:.2f}" for x in t)
+            + f" s (median {statistics.median(t):.2f})"
+        )
     print(
         "  before / after per round: "
         + ", ".join(f"{x:.3f}" for x in ratios)
         + f" (median {statistics.median(ratios):.3f}; > 1 means the tree is faster)"
     )
-    print(f"  max |embedding difference|: {float(np.abs(outputs['before'] - outputs['after']).max()):.2e}")
+    print(
+        f"  max |embedding difference|: {float(np.abs(outputs['before'] - outputs['after']).max()):.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,8 @@ def worker(args) -> None:
 
     torch.set_num_threads(args.threads)
     from emotion2vec.config import preset
-    from emotion2vec.inference import predict
     from emotion2vec.fast import accelerate
+    from emotion2vec.inference import predict
     from emotion2vec.model import Emotion2vecModel
     from emotion2vec.segments import segment_recordings
 

@@ -306,54 +306,27 @@ def run_model(
     start = time.perf_counter()
     try:
         for group in _decoded(groups, workers, prefetch):
-            segments: list[tuple[int, int, np.ndarray]] = []  # (group row, window idx, samples)
-            plans: dict[int, list[Window]] = {}
-            for row, (item, wave, err) in enumerate(group):
-                if err is not None:
-                    on_failure(item.source, err)
-                    bar.update(1)
-                    continue
-                plans[row] = plan_windows(
-                    len(wave), window_seconds, hop_seconds, conv_layers=enc.feature_extractor.spec
-                )
-                for w_idx, w in enumerate(plans[row]):
-                    segments.append((row, w_idx, wave[w.start : w.end]))
-            outputs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
-            broken: dict[int, str] = {}
-            need_frames = keep_frames or any(len(w) > 1 for w in plans.values())
 
-            def run(batch: list[int], segments=segments, outputs=outputs, keep=need_frames) -> None:
-                _encode_segments(model, segments, batch, layers, keep, outputs)
-
-            for batch in plan_batches([len(seg) for _, _, seg in segments], budget):
-                try:
-                    run(batch)
-                except (RuntimeError, ValueError, MemoryError) as exc:
-                    # e.g. out of memory: retry one by one so only the culprit fails
-                    for j in batch if len(batch) > 1 else []:
-                        try:
-                            run([j])
-                        except (RuntimeError, ValueError, MemoryError) as one:
-                            broken[segments[j][0]] = f"model failed: {type(one).__name__}: {one}"
-                    if len(batch) == 1:
-                        broken[segments[batch[0]][0]] = f"model failed: {type(exc).__name__}: {exc}"
-            for row, windows in plans.items():
-                item, wave, _ = group[row]
-                if row in broken:
-                    on_failure(item.source, broken[row])
-                    bar.update(1)
-                    continue
-                result = _assemble(item.source, len(wave), windows, outputs, row, keep_frames)
-                if not _finite(result):
-                    on_failure(
-                        item.source,
-                        "the model produced non-finite values (NaN or inf) for this input",
-                    )
-                    bar.update(1)
-                    continue
-                on_result(result)
-                summary.audio_seconds += result.duration
+            def result(r: FileResult) -> None:
+                on_result(r)
+                summary.audio_seconds += r.duration
                 bar.update(1)
+
+            def failure(source: AudioSource, reason: str) -> None:
+                on_failure(source, reason)
+                bar.update(1)
+
+            process_decoded(
+                model,
+                [(item.source, wave, err) for item, wave, err in group],
+                on_result=result,
+                on_failure=failure,
+                layers=layers,
+                keep_frames=keep_frames,
+                batch_seconds=batch_seconds,
+                window_seconds=window_seconds,
+                hop_seconds=hop_seconds,
+            )
             elapsed = time.perf_counter() - start
             if elapsed > 0:
                 bar.set_postfix_str(
@@ -362,6 +335,68 @@ def run_model(
                 )
     finally:
         bar.close()
+
+
+def process_decoded(
+    model: Emotion2vecModel,
+    decoded: Sequence[tuple[AudioSource, np.ndarray | None, str | None]],
+    *,
+    on_result: Callable[[FileResult], None],
+    on_failure: Callable[[AudioSource, str], None],
+    layers: list[int] | None = None,
+    keep_frames: bool = False,
+    batch_seconds: float = 60.0,
+    window_seconds: float | None = None,
+    hop_seconds: float | None = None,
+) -> None:
+    """Run the model over decoded inputs: (source, waveform (N,) float32 16 kHz or None, decoding
+    error or None) each. Inputs (or their windows) are batched by length under ``batch_seconds``
+    of padded audio (padding-exact); ``on_result`` gets each finished input, ``on_failure`` each
+    bad one (decoding error, model error, non-finite output). The one computation behind
+    :func:`run_model` and the Ray engine (:mod:`emotion2vec.scale.ray_engine`)."""
+    enc = model.encoder
+    rf = enc.feature_extractor.receptive_field
+    budget = max(int(batch_seconds * SAMPLE_RATE), rf)
+    segments: list[tuple[int, int, np.ndarray]] = []  # (input row, window idx, samples)
+    plans: dict[int, list[Window]] = {}
+    for row, (source, wave, err) in enumerate(decoded):
+        if err is not None:
+            on_failure(source, err)
+            continue
+        plans[row] = plan_windows(
+            len(wave), window_seconds, hop_seconds, conv_layers=enc.feature_extractor.spec
+        )
+        for w_idx, w in enumerate(plans[row]):
+            segments.append((row, w_idx, wave[w.start : w.end]))
+    outputs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+    broken: dict[int, str] = {}
+    need_frames = keep_frames or any(len(w) > 1 for w in plans.values())
+
+    def run(batch: list[int]) -> None:
+        _encode_segments(model, segments, batch, layers, need_frames, outputs)
+
+    for batch in plan_batches([len(seg) for _, _, seg in segments], budget):
+        try:
+            run(batch)
+        except (RuntimeError, ValueError, MemoryError) as exc:
+            # e.g. out of memory: retry one by one so only the culprit fails
+            for j in batch if len(batch) > 1 else []:
+                try:
+                    run([j])
+                except (RuntimeError, ValueError, MemoryError) as one:
+                    broken[segments[j][0]] = f"model failed: {type(one).__name__}: {one}"
+            if len(batch) == 1:
+                broken[segments[batch[0]][0]] = f"model failed: {type(exc).__name__}: {exc}"
+    for row, windows in plans.items():
+        source, wave, _ = decoded[row]
+        if row in broken:
+            on_failure(source, broken[row])
+            continue
+        result = _assemble(source, len(wave), windows, outputs, row, keep_frames)
+        if not _finite(result):
+            on_failure(source, "the model produced non-finite values (NaN or inf) for this input")
+            continue
+        on_result(result)
 
 
 def _finite(result: FileResult) -> bool:
@@ -566,23 +601,16 @@ def extract_files(
         for i, out in enumerate(outs):
             if out.exists() and not overwrite:
                 summary.skipped += 1
-                index_rows[i] = _index_row_existing(sources[i], out, output_dir, granularity)
+                index_rows[i] = index_row_existing(sources[i], out, output_dir, granularity)
             else:
                 todo.append(i)
         position = {id(s): i for i, s in enumerate(sources)}
 
         def on_result(r: FileResult) -> None:
             i = position[id(r.source)]
-            if granularity == "frame":
-                arr = r.frame_features()
-                frames = arr.shape[1]
-            else:
-                arr = r.embedding
-                frames = r.frame_count
-            if not all_layers:
-                arr = arr[0]
+            arr, frames = feature_array(r, granularity, all_layers)
             try:
-                save_npy(outs[i], np.ascontiguousarray(arr, dtype=np.float32))
+                save_npy(outs[i], arr)
             except OSError as exc:
                 raise _write_failed(
                     outs[i], exc, f"the {summary.done + summary.skipped} outputs finished are kept"
@@ -619,14 +647,29 @@ def extract_files(
             summary.wall_seconds = time.perf_counter() - start
             index = output_dir / f"index{infix}.csv"
             try:
-                _write_index(index, [index_rows[i] for i in sorted(index_rows)])
+                write_index(index, [index_rows[i] for i in sorted(index_rows)])
                 write_errors(output_dir / f"errors{infix}.csv", summary.failures)
             except OSError as exc:
                 raise _write_failed(index, exc, "the .npy outputs are kept") from None
         return summary
 
 
-def _index_row_existing(source: AudioSource, out: Path, root: Path, granularity: str):
+def feature_array(r: FileResult, granularity: str, all_layers: bool) -> tuple[np.ndarray, int]:
+    """What ``extract`` saves for a finished input, float32 C-contiguous: utterance (D,) or
+    frame (T, D), with ``all_layers`` (L, D) / (L, T, D); and its frame count."""
+    if granularity == "frame":
+        arr = r.frame_features()
+        frames = arr.shape[1]
+    else:
+        arr = r.embedding
+        frames = r.frame_count
+    if not all_layers:
+        arr = arr[0]
+    return np.ascontiguousarray(arr, dtype=np.float32), frames
+
+
+def index_row_existing(source: AudioSource, out: Path, root: Path, granularity: str):
+    """The ``index.csv`` row of an output kept from an earlier run (frames -1 when unknown)."""
     try:
         shape = np.load(out, mmap_mode="r").shape
         frames = shape[-2] if granularity == "frame" and len(shape) >= 2 else -1
@@ -639,7 +682,8 @@ def _index_row_existing(source: AudioSource, out: Path, root: Path, granularity:
     return (source.ident, out.relative_to(root).as_posix(), duration, frames)
 
 
-def _write_index(path: Path, rows) -> None:
+def write_index(path: Path, rows) -> None:
+    """Write ``index.csv``: (input, output, duration_s, frames) rows, atomically."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "output", "duration_s", "frames"])
@@ -754,7 +798,7 @@ def predict_files(
             model,
             "predict",
             model_name=model_name,
-            labels=_scored_labels(model.labels, subset),
+            labels=scored_labels(model.labels, subset),
             window_seconds=window_seconds,
             hop_seconds=hop_seconds,
         )
@@ -771,7 +815,7 @@ def predict_files(
         else:
             if out_path.exists():
                 previous = read_predictions(out_path)
-            previous = _merge_rows(previous, read_journal(journal))
+            previous = merge_rows(previous, read_journal(journal))
         return _predict(
             model,
             sources,
@@ -788,12 +832,12 @@ def predict_files(
         )
 
 
-def _scored_labels(labels: Sequence[str], subset: Sequence[int] | None) -> list[str]:
+def scored_labels(labels: Sequence[str], subset: Sequence[int] | None) -> list[str]:
     """The labels that get a score (the columns of a score file)."""
     return [labels[i] for i in scored_indices(labels, subset)]
 
 
-def _merge_rows(rows: list[dict], more: list[dict]) -> list[dict]:
+def merge_rows(rows: list[dict], more: list[dict]) -> list[dict]:
     """Rows by path, later ones replacing earlier ones, first-seen order kept."""
     merged: dict[str, dict] = {}
     for row in [*rows, *more]:
@@ -848,7 +892,7 @@ def _predict(
             return
         try:
             write_predictions(
-                out_path, previous + [r.to_json() for r in results], _scored_labels(labels, subset)
+                out_path, previous + [r.to_json() for r in results], scored_labels(labels, subset)
             )
             if log is not None:
                 log.truncate(0)
@@ -858,22 +902,10 @@ def _predict(
 
     def on_result(r: FileResult) -> None:
         nonlocal last_save
-        head = model.head
-        whole = torch.from_numpy(r.embedding[-1:]).to(next(model.parameters()).device)
-        with torch.inference_mode():
-            logits = head(whole.float())
-        if not bool(torch.isfinite(logits).all()):
-            on_failure(r.source, "the model produced non-finite scores (NaN or inf)")
+        result = file_prediction(model, r, subset)
+        if result is None:
+            on_failure(r.source, NON_FINITE_SCORES)
             return
-        pred = scores_from_logits(logits, labels, subset)[0]
-        windows = []
-        if len(r.windows) > 1:
-            preds = scores_from_logits(torch.from_numpy(np.stack(r.window_logits)), labels, subset)
-            windows = [
-                (w.start / SAMPLE_RATE, w.end / SAMPLE_RATE, p)
-                for w, p in zip(r.windows, preds, strict=True)
-            ]
-        result = FilePrediction(r.source.ident, r.duration, pred, windows)
         if log is not None:
             try:
                 log.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
@@ -925,3 +957,28 @@ def _predict(
     order = {s.ident: i for i, s in enumerate(sources)}
     results.sort(key=lambda r: order.get(r.path, 0))
     return results, summary
+
+
+NON_FINITE_SCORES = "the model produced non-finite scores (NaN or inf)"
+
+
+def file_prediction(
+    model: Emotion2vecModel, r: FileResult, subset: Sequence[int] | None = None
+) -> FilePrediction | None:
+    """The head's scores of a finished input (its whole-recording embedding and, with windows,
+    each window's); None when they are not finite."""
+    labels = model.labels
+    whole = torch.from_numpy(r.embedding[-1:]).to(next(model.parameters()).device)
+    with torch.inference_mode():
+        logits = model.head(whole.float())
+    if not bool(torch.isfinite(logits).all()):
+        return None
+    pred = scores_from_logits(logits, labels, subset)[0]
+    windows = []
+    if len(r.windows) > 1:
+        preds = scores_from_logits(torch.from_numpy(np.stack(r.window_logits)), labels, subset)
+        windows = [
+            (w.start / SAMPLE_RATE, w.end / SAMPLE_RATE, p)
+            for w, p in zip(r.windows, preds, strict=True)
+        ]
+    return FilePrediction(r.source.ident, r.duration, pred, windows)

@@ -146,7 +146,57 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
         help="background decoding threads (default: 2)",
     )
     options.add_quiet(p)
+    _add_engine_options(p)
     p.set_defaults(usage_check=_check_windows)
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    """``--engine ray`` and its cluster address (emotion2vec.scale.ray_engine)."""
+    g = p.add_argument_group("scale-out", "run the job as a Ray Data pipeline (docs/scale-out.md)")
+    g.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: decoding tasks and model actors on a Ray "
+        "cluster or this machine (pip install 'emotion2vec[ray]'); an --output ending in "
+        ".parquet is then written as Parquet parts",
+    )
+    g.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="--engine ray: the cluster to join (e.g. ray://head:10001 or auto; default: "
+        "RAY_ADDRESS, else a Ray instance started on this machine)",
+    )
+
+
+def _run_ray(args: argparse.Namespace, mode: str, **extra):
+    """``--engine ray``: the job on Ray (the model is loaded by every actor)."""
+    from ..scale.ray_engine import run
+
+    if args.shard is not None:
+        raise ConfigError("--shard does not combine with --engine ray (Ray splits the work)")
+    if any(getattr(args, k, None) for k in ("segments", "timeline", "frame_curve")):
+        raise ConfigError("--segments, --timeline, --frame-curve do not combine with --engine ray")
+    if args.quantize == "int8" and args.device not in (None, "auto", "cpu"):
+        raise ConfigError("--quantize int8 is a CPU mode: drop --device or --quantize")
+    return run(
+        options.model_name(args),
+        args.inputs,
+        args.output,
+        mode=mode,
+        batch_seconds=args.batch_seconds,
+        window_seconds=args.window_seconds,
+        hop_seconds=args.hop_seconds,
+        overwrite=args.overwrite,
+        device=None if args.quantize == "int8" else args.device,
+        quantize=args.quantize,
+        address=args.ray_address,
+        threads=args.threads,
+        progress=False if args.quiet else None,
+        protected=args.inputs,
+        **extra,
+    )
 
 
 def _check_windows(args: argparse.Namespace) -> str | None:
@@ -210,6 +260,10 @@ def predict(args: argparse.Namespace) -> int:
     """``emotion2vec predict``."""
     from ..jobs import predict_files
 
+    if args.engine == "ray":
+        results, summary = _run_ray(args, "predict", labels=args.labels)
+        _print_predictions(results)
+        return _finish(args, summary)
     if args.segments is not None:
         return _predict_segments(args)
     if args.timeline or args.frame_curve:
@@ -296,6 +350,15 @@ def extract(args: argparse.Namespace) -> int:
     """``emotion2vec extract``."""
     from ..jobs import extract_files
 
+    if args.engine == "ray":
+        summary = _run_ray(
+            args,
+            "extract",
+            granularity=args.granularity,
+            layer=args.layer,
+            all_layers=args.all_layers,
+        )[1]
+        return _finish(args, summary)
     model, sources, common = _job(args)
     summary = extract_files(
         model,

@@ -35,7 +35,7 @@ def import_renamed(src: Path, name: str, tmp: Path):
     """``src/emotion2vec`` imported as ``name`` (absolute self-imports rewritten)."""
     target = tmp / name
     shutil.copytree(src / "emotion2vec", target, ignore=shutil.ignore_patterns("__pycache__"))
-    pattern = re.compile(r"\bemotion2vec(?=[.\s])")
+    pattern = re.compile(r"(?<![.\w])emotion2vec(?=[.\s])")  # absolute names only
     for path in target.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         path.write_text(pattern.sub(name, text), encoding="utf-8")

@@ -192,4 +192,5 @@ def to_bf16(model: Emotion2vecModel, *, compile: bool = True) -> Emotion2vecMode
             stack[index] = Bf16TransformerBlock(block, compile=compile)
     for param in model.parameters():
         param.requires_grad_(False)
+    model.precision, model.precision_choice = "bf16", None
     return model

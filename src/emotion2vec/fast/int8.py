@@ -240,4 +240,5 @@ def quantize_int8(model: Emotion2vecModel, *, compile: bool = True) -> Emotion2v
             stack[index] = Int8TransformerBlock(block, compile=compile)
     for param in model.parameters():
         param.requires_grad_(False)
+    model.precision, model.precision_choice = "int8", None
     return model

@@ -134,14 +134,22 @@ def test_auto_resolves_to_a_mode_and_says_why(plus_model, monkeypatch):
 
 def test_auto_takes_the_first_mode_that_calibrates_fast_enough(monkeypatch):
     monkeypatch.setattr(precisions, "has_units", lambda p, d="cpu": True)
-    seconds = {"fp32": 1.0, "bf16": 0.9, "int8": 0.3}
+    monkeypatch.setattr(precisions, "can_compile", lambda: True)
+    seconds = {"fp32": 1.0, "bf16": 0.5, "int8": 0.3}
     monkeypatch.setattr(precisions, "calibrate", lambda p, d="cpu": seconds[p])
-    assert precisions.choose().precision == "int8"  # bf16 only 1.11x: not worth it
-    seconds["bf16"] = 0.5
+    assert precisions.choose().precision == "int8"
+    seconds["int8"] = 0.9  # int8 only 1.11x: not worth it
     choice = precisions.choose()
     assert choice.precision == "bf16" and "bf16 2.00x" in choice.reason
-    seconds.update(bf16=0.95, int8=0.9)
+    seconds["bf16"] = 0.95
     assert precisions.choose().precision == "fp32"
+    # int8 is fast only compiled: without a compiler, bf16 comes first
+    seconds.update(bf16=0.5, int8=0.3)
+    monkeypatch.setattr(precisions, "can_compile", lambda: False)
+    assert precisions.choose().precision == "bf16"
+    # off the CPU, bf16 only (int8 is never considered)
+    assert precisions.preference("cuda") == ("bf16",)
+    assert precisions.choose("cuda").precision == "bf16"
 
 
 def test_modes_without_units_warn_and_impossible_ones_are_refused(monkeypatch):

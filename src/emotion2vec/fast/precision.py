@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -130,11 +131,10 @@ def _best_seconds(fn, reps: int = 3) -> float:
     return best
 
 
-def calibrate(precision: str, device: str | torch.device = "cpu", rows: int = 512) -> float:
-    """Seconds of one FFN-sized product (rows x 768 @ 768 x 3072) in ``precision``, with the
-    conversions the mode pays around it (fp32 input, fp32 output); best of 3."""
-    from . import int8
-
+def calibrate(precision: str, device: str | torch.device = "cpu", rows: int = 2048) -> float:
+    """Seconds of one FFN-sized product (rows x 768 @ 768 x 3072) in ``precision``, with one
+    conversion pass in and one out (what the modes' compiled steps pay around a product: the
+    int8 quantisation and rescale are each fused into one pass there); best of 3."""
     device = torch.device(device)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(rows, 768, generator=gen).to(device)
@@ -149,10 +149,11 @@ def calibrate(precision: str, device: str | torch.device = "cpu", rows: int = 51
             def fn():
                 return F.linear(x.to(torch.bfloat16), wb).float()
         elif precision == "int8":
-            wt, ws = int8.quantize_weight(w)
+            wt = (w * 40).round().to(torch.int8).t().contiguous()
+            xs = x * 40
 
             def fn():
-                return int8.int8_matmul(*int8.quantize_rows(x), wt, ws, None)
+                return torch._int_mm(xs.to(torch.int8), wt).float()
         else:
             raise ValueError(precision)
 
@@ -171,16 +172,32 @@ class Choice:
     reason: str
 
 
-#: Order of preference among modes that pass: bf16 first (measured on RAVDESS with base-size
-#: weights, it is the closer of the two to fp32 at about the same speed; benchmarks/precision.py).
-PREFERENCE = ("bf16", "int8")
+def can_compile() -> bool:
+    """Whether ``torch.compile`` can work here (a C++ compiler on the PATH, and no earlier
+    failure): the int8 mode is fast only compiled (uncompiled it runs at about fp32's speed;
+    bf16 keeps most of its gain uncompiled)."""
+    from .compiled import Compiled
+
+    return not Compiled.failed and any(shutil.which(c) for c in ("c++", "g++", "clang++"))
+
+
+def preference(device: str | torch.device = "cpu") -> tuple[str, ...]:
+    """The approximate modes ``auto`` considers on ``device``, best first: on the CPU int8 (the
+    higher product throughput on every CPU with the units: VNNI 4x fp32, AVX512-BF16 2x; AMX
+    int8 twice AMX bf16; faster than bf16 in benchmarks/precision.py at every length), then
+    bf16; bf16 first where int8 cannot be compiled; on CUDA and others bf16 only."""
+    if torch.device(device).type != "cpu":
+        return ("bf16",)
+    return ("int8", "bf16") if can_compile() else ("bf16", "int8")
 
 
 def choose(device: str | torch.device = "cpu") -> Choice:
-    """The mode ``auto`` resolves to on ``device``: the first of :data:`PREFERENCE` that the
+    """The mode ``auto`` resolves to on ``device``: the first of :func:`preference` that the
     device has units for and whose calibrated product (:func:`calibrate`) is at least
-    :data:`MIN_SPEEDUP` times faster than fp32's; else fp32."""
-    candidates = [p for p in PREFERENCE if has_units(p, device)]
+    :data:`MIN_SPEEDUP` times faster than fp32's; else fp32. The calibration only vetoes a mode
+    (the margins are about 2x), so that the pick stays the same from run to run on a machine:
+    a job resumed with ``auto`` must get the mode it started with (the provenance checks it)."""
+    candidates = [p for p in preference(device) if has_units(p, device)]
     if not candidates:
         return Choice("fp32", f"no bf16 or int8 units on {device}")
     base = calibrate("fp32", device)

@@ -289,7 +289,9 @@ def test_cli_quantize_int8_extracts_close_to_exact(model_dir, corpus, tmp_path, 
 def test_cli_quantize_int8_refuses_an_accelerator(model_dir, corpus, tmp_path, capsys):
     args = ["extract", str(corpus / "spk1"), "-m", str(model_dir), "-o", str(tmp_path / "o")]
     assert main([*args, "--quantize", "int8", "--device", "cuda"]) == 2
-    assert "--quantize int8 is a CPU mode" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--quantize int8 is deprecated; use --precision int8" in err
+    assert "--precision int8 is a CPU mode" in err
     assert not (tmp_path / "o").exists()
 
 

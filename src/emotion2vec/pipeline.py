@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 
-from . import inference
+from . import inference, provenance
 from .checkpoints import loading, native
 from .fast import accelerate
+from .fast import precision as precisions
 from .model import Emotion2vecModel
 
 
@@ -38,9 +39,9 @@ class Emotion2vec(Emotion2vecModel):
         native.save_pretrained(self, directory)
 
     @classmethod
-    def from_pretrained(cls, name_or_path, device="cpu") -> Emotion2vec:
+    def from_pretrained(cls, name_or_path, device="cpu", precision="fp32") -> Emotion2vec:
         """Load a published name, an official checkpoint or a folder in our format."""
-        return load_model(name_or_path, device=device)
+        return load_model(name_or_path, device=device, precision=precision)
 
 
 def load_model(
@@ -50,11 +51,18 @@ def load_model(
     revision: str | None = None,
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
+    precision: str = "fp32",
 ) -> Emotion2vec:
     """Load a model for inference: strictly, in eval mode on ``device``, with the fast modules
     (:func:`emotion2vec.fast.accelerate`). ``name_or_path`` as
     :func:`emotion2vec.checkpoints.load_model` (a folder in our format, an official checkpoint
-    or folder, or a published name)."""
+    or folder, or a published name).
+
+    ``precision``: "fp32" (default: the exact path), "bf16", "int8" (CPU only) or "auto" (picked
+    by the hardware and a short calibration, logged): see :mod:`emotion2vec.fast.precision`.
+    The model's ``precision`` attribute says which mode it runs (jobs record it in their
+    provenance, so a resume in another mode is refused); its weights fingerprint stays the
+    checkpoint's. A mode the device has no units for runs with a RuntimeWarning."""
     model = loading.load_model(
         name_or_path,
         device,
@@ -63,4 +71,11 @@ def load_model(
         local_files_only=local_files_only,
         model_class=Emotion2vec,
     )
-    return accelerate(model)
+    model = accelerate(model)
+    if precision == "fp32":
+        model.precision, model.precision_choice = "fp32", None
+        return model
+    fingerprint = provenance.weights_sha256(model)  # of the checkpoint, not of its bf16 / int8 copy
+    model = precisions.convert(model, precision, device)
+    model._e2v_weights_sha256 = fingerprint
+    return model

@@ -2,7 +2,7 @@
 
 Every output folder of ``extract`` holds ``provenance.json`` and every score file of ``predict``
 a ``<output>.provenance.json``: the model (its name and a SHA-256 of its weights), what was
-computed (granularity, layers, windows, label set) and the package version. A run that finds an
+computed (granularity, layers, windows, label set, numeric precision) and the package version. A run that finds an
 existing output resumes into it only when the fields that decide the numbers are equal;
 otherwise it stops before any work with one line saying what differs.
 """
@@ -30,7 +30,10 @@ IDENTITY = (
     "window_seconds",
     "hop_seconds",
     "labels",
+    "precision",
 )
+#: Values of identity fields in records written before the field existed.
+ABSENT_MEANS = {"precision": "fp32"}
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
@@ -62,7 +65,12 @@ def make(
         "model": model_name or getattr(model, "name_or_path", None) or type(model).__name__,
         "model_sha256": weights_sha256(model),
         "package_version": __version__,
+        # the numeric mode (emotion2vec.fast.precision); "auto" is recorded as what it picked
+        "precision": getattr(model, "precision", None) or "fp32",
     }
+    choice = getattr(model, "precision_choice", None)
+    if choice:
+        record["precision_choice"] = choice
     record.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()})
     return record
 
@@ -84,7 +92,7 @@ def differences(old: dict, new: dict) -> list[str]:
     """Human-readable differences of the identity fields."""
     out = []
     for key in IDENTITY:
-        a, b = old.get(key), new.get(key)
+        a, b = old.get(key, ABSENT_MEANS.get(key)), new.get(key, ABSENT_MEANS.get(key))
         if a != b:
             if key == "model_sha256":
                 out.append(

@@ -9,7 +9,7 @@ Structure: one module per command group (:mod:`.infer` predict/extract, :mod:`.m
 :mod:`.export` export-onnx, :mod:`.serve` serve), each with an ``add_parsers(subparsers)`` that
 registers its commands and, per command, a function ``command(args) -> exit code`` that calls the library and prints.
 Options that several commands share (``--model``, ``--device``, ``--threads``,
-``--batch-seconds``, ``--quiet``, ``--output``, ``--overwrite``/``--resume``, ``--quantize``)
+``--batch-seconds``, ``--quiet``, ``--output``, ``--overwrite``/``--resume``, ``--precision``)
 are defined once in :mod:`.options`; :mod:`.exit_codes` maps our error types to exit codes and
 prints them (the only ``try`` of the CLI); :mod:`.parser` holds the parser class (no abbreviated
 options, a suggestion for a mistyped one, hidden deprecated spellings). To add a command: write

@@ -113,7 +113,7 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     options.add_model(p)
     options.add_device(p)
     options.add_threads(p)
-    options.add_quantize(p)
+    options.add_precision(p)
     options.add_batch_seconds(p)
     p.add_argument(
         "--window-seconds",
@@ -213,20 +213,21 @@ def _check_windows(args: argparse.Namespace) -> str | None:
 
 
 def load(args: argparse.Namespace):
-    """The model of ``--model`` on ``--device``, int8 with ``--quantize int8``."""
-    from ..int8 import quantize_int8
+    """The model of ``--model`` on ``--device`` in ``--precision`` (auto's pick is printed)."""
     from ..pipeline import load_model
 
-    int8 = args.quantize == "int8"
+    int8 = args.precision == "int8"
     device = options.device(args, cpu_only=int8)
     if int8 and device != "cpu":
         raise ConfigError(
-            f"--quantize int8 is a CPU mode and cannot run on --device {device}: "
+            f"--precision int8 is a CPU mode and cannot run on --device {device}: "
             "drop one of the two options"
         )
     options.apply_threads(args)
-    model = load_model(options.model_name(args), device=device)
-    return quantize_int8(model) if int8 else model
+    model = load_model(options.model_name(args), device=device, precision=args.precision)
+    if args.precision == "auto" and not args.quiet:
+        print(f"precision: {model.precision} ({model.precision_choice})", file=sys.stderr)
+    return model
 
 
 def _job(args: argparse.Namespace):

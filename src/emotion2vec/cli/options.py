@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from ..argtypes import positive_int, positive_seconds
 from .parser import DeprecatedAlias, require
@@ -59,7 +60,7 @@ def add_device(p: argparse.ArgumentParser) -> None:
 def device(args: argparse.Namespace, *, cpu_only: bool = False) -> str:
     """The device name ``--device`` asks for, with ``auto`` (and no ``--device``) resolved: the
     first CUDA GPU when there is one, else the CPU; always the CPU when ``cpu_only`` (a CPU-only
-    mode such as ``--quantize int8``) and no device was named."""
+    mode such as ``--precision int8``) and no device was named."""
     name = (args.device or "auto").strip()
     if name != "auto":
         return name
@@ -110,15 +111,39 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_quantize(p: argparse.ArgumentParser) -> None:
-    """``--quantize``: int8 matrix products on the CPU."""
+def add_precision(p: argparse.ArgumentParser) -> None:
+    """``--precision``: the numeric mode of inference (``--quantize int8``, its old spelling,
+    stays accepted, hidden)."""
+    from ..fast.precision import CHOICES
+
     p.add_argument(
-        "--quantize",
-        choices=["none", "int8"],
-        default="none",
-        help="int8: int8 matrix products on the CPU (faster, approximate; implies --device cpu); "
-        "default: none (exact fp32)",
+        "--precision",
+        choices=CHOICES,
+        default="fp32",
+        help="numeric mode: fp32 (exact, the default); bf16 (large products in bfloat16, "
+        "LayerNorms / attention / head in fp32: for CPUs with AVX512-BF16 or AMX and CUDA "
+        "GPUs); int8 (int8 products, CPU only, best with VNNI; implies --device cpu); auto "
+        "(picked from the hardware and a short calibration, printed and recorded in the "
+        "output's provenance). bf16 and int8 are approximate: see docs/precision.md",
     )
+    p.add_argument("--quantize", dest="precision", action=QuantizeAlias, choices=["none", "int8"])
+
+
+class QuantizeAlias(argparse.Action):
+    """``--quantize none|int8``, the old spelling of ``--precision fp32|int8``: hidden, with a
+    one-line note."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        kwargs["help"] = argparse.SUPPRESS
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        new = "int8" if values == "int8" else "fp32"
+        print(
+            f"{parser.prog}: note: {option_string} {values} is deprecated; use --precision {new}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, new)
 
 
 def add_overwrite(p: argparse.ArgumentParser) -> None:

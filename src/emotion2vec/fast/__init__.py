@@ -23,7 +23,9 @@ reference (:mod:`emotion2vec.model`)          fast
   paths the pre-training parity tests against fairseq were established on;
 * ONNX export and the tests' reference computations use the reference modules.
 
-:mod:`.int8` is a further, approximate swap (``quantize_int8``) on top of these.
+:mod:`.int8` (``quantize_int8``) and :mod:`.bf16` (``to_bf16``) are further, approximate swaps
+on top of these; :mod:`.precision` chooses among fp32 / bf16 / int8 by the hardware
+(``load_model(..., precision=...)``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ them > 0.9999).
 from __future__ import annotations
 
 import copy
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +39,7 @@ from ..model.transformer import TransformerBlock
 from . import accelerate
 from .alibi import AlibiBias
 from .attention import attend
+from .compiled import Compiled as _Compiled
 from .conv import FastConvLayer
 
 #: Scale floor: an all-zero row quantises to zeros instead of dividing by zero.
@@ -125,37 +125,6 @@ def int8_block_tail(
     hidden = int8_product(h, *fc1)
     ffn = int8_matmul(*quantize_gelu_rows(hidden), *fc2)
     return F.layer_norm(h + ffn, (dim,), *norm2), ffn
-
-
-class _Compiled:
-    """``fn`` compiled with ``torch.compile`` on first use; uncompiled when compiling is switched
-    off or has failed once (for any function: the machine has no working compiler)."""
-
-    #: Set by the first compiler failure; every compiled function runs uncompiled from then on.
-    failed = False
-
-    def __init__(self, fn):
-        self.fn = fn
-        self.compiled = None
-
-    def __call__(self, *args, compile: bool = True, **kwargs):
-        if not compile or _Compiled.failed:
-            return self.fn(*args, **kwargs)
-        if self.compiled is None:
-            self.compiled = torch.compile(self.fn, dynamic=True)
-        try:
-            return self.compiled(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, same maths
-            # An error of the inputs themselves raises again here, and compiling stays on.
-            result = self.fn(*args, **kwargs)
-            _Compiled.failed = True
-            warnings.warn(
-                f"torch.compile is not available here ({type(exc).__name__}: {exc}); int8 mode "
-                "runs uncompiled (same maths, slower)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return result
 
 
 _product = _Compiled(int8_product)
@@ -271,4 +240,5 @@ def quantize_int8(model: Emotion2vecModel, *, compile: bool = True) -> Emotion2v
             stack[index] = Int8TransformerBlock(block, compile=compile)
     for param in model.parameters():
         param.requires_grad_(False)
+    model.precision, model.precision_choice = "int8", None
     return model

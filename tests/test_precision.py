@@ -212,3 +212,17 @@ def test_cli_precision_option_and_its_old_spelling(
     assert f"precision: {record['precision']} (auto: " in err
     assert record["precision"] in precisions.PRECISIONS
     assert record["precision_choice"].startswith("auto: ")
+
+
+def test_the_ray_engine_resolves_precision_once_on_the_driver():
+    from emotion2vec.errors import ConfigError, Emotion2vecError
+    from emotion2vec.fast.precision import PRECISIONS
+    from emotion2vec.scale.ray_engine import resolve_precision as resolve
+
+    assert resolve("fp32", "cpu") == ("fp32", None)
+    picked, reason = resolve("auto", "auto")
+    assert picked in PRECISIONS and reason.startswith("auto: ")
+    with pytest.raises(ConfigError, match="int8 is a CPU mode"):
+        resolve("int8", "cuda")
+    with pytest.raises(Emotion2vecError, match="precision must be one of"):
+        resolve("fp16", "cpu")

@@ -178,8 +178,8 @@ def _run_ray(args: argparse.Namespace, mode: str, **extra):
         raise ConfigError("--shard does not combine with --engine ray (Ray splits the work)")
     if any(getattr(args, k, None) for k in ("segments", "timeline", "frame_curve")):
         raise ConfigError("--segments, --timeline, --frame-curve do not combine with --engine ray")
-    if args.quantize == "int8" and args.device not in (None, "auto", "cpu"):
-        raise ConfigError("--quantize int8 is a CPU mode: drop --device or --quantize")
+    if args.precision == "int8" and args.device not in (None, "auto", "cpu"):
+        raise ConfigError("--precision int8 is a CPU mode: drop --device or --precision")
     return run(
         options.model_name(args),
         args.inputs,
@@ -189,8 +189,8 @@ def _run_ray(args: argparse.Namespace, mode: str, **extra):
         window_seconds=args.window_seconds,
         hop_seconds=args.hop_seconds,
         overwrite=args.overwrite,
-        device=None if args.quantize == "int8" else args.device,
-        quantize=args.quantize,
+        device=None if args.precision == "int8" else args.device,
+        precision=args.precision,
         address=args.ray_address,
         threads=args.threads,
         progress=False if args.quiet else None,

@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
     options.add_model(p)
     options.add_device(p)
     options.add_threads(p)
-    options.add_quantize(p)
+    options.add_precision(p)
     options.add_batch_seconds(p)
     p.add_argument(
         "--host",

@@ -99,6 +99,20 @@ def decode(row: dict) -> dict:
     return {"row": row["row"], "source": row["source"], "wave": wave, "error": error}
 
 
+def resolve_precision(precision: str, device: str | None) -> tuple[str, str | None]:
+    """``precision`` with ``auto`` resolved for ``device`` (and its reason)."""
+    from ..fast.precision import CHOICES, check, choose
+
+    if precision not in CHOICES:
+        raise Emotion2vecError(f"precision must be one of {', '.join(CHOICES)}, got {precision!r}")
+    target = device if device not in (None, "auto") else "cpu"
+    if precision != "auto":
+        check(precision, target)
+        return precision, None
+    picked = choose(target)
+    return picked.precision, f"auto: {picked.reason}"
+
+
 class ModelActor:
     """Stage 3: the model on one device; called with a batch of decoded rows (numpy format)."""
 
@@ -108,7 +122,7 @@ class ModelActor:
         *,
         device: str,
         threads: int | None,
-        quantize: str | None,
+        precision: str,
         mode: str,
         layers: list[int] | None,
         granularity: str,
@@ -126,13 +140,13 @@ class ModelActor:
         if threads:
             torch.set_num_threads(threads)
         if isinstance(model, (str, os.PathLike)):
-            model = load_model(model, device=device)
+            model = load_model(model, device=device, precision=precision)
+        elif precision != getattr(model, "precision", "fp32"):
+            from ..fast.precision import convert
+
+            model = convert(model.to(device), precision, device)
         else:
             model = model.to(device)
-        if quantize == "int8":
-            from ..int8 import quantize_int8
-
-            model = quantize_int8(model)
         self.model = model.eval()
         self.mode = mode
         self.layers = layers
@@ -267,7 +281,7 @@ def run(
     hop_seconds: float | None = None,
     overwrite: bool = False,
     device: str | None = None,
-    quantize: str | None = None,
+    precision: str = "fp32",
     address: str | None = None,
     actors: int | None = None,
     threads: int | None = None,
@@ -290,8 +304,13 @@ def run(
         if inputs and all(isinstance(s, AudioSource) for s in inputs)
         else collect_sources(inputs)
     )
-    # The driver's copy (CPU) decides the provenance, labels and layers; actors load their own.
+    # The driver's copy (CPU, fp32) decides the provenance, labels and layers; actors load their
+    # own in ``precision``, resolved here once so that every actor runs the same mode (and the
+    # provenance records it).
     local = load_model(model, device="cpu") if isinstance(model, (str, os.PathLike)) else model
+    precision, choice = resolve_precision(precision, device)
+    if isinstance(model, (str, os.PathLike)):
+        local.precision, local.precision_choice = precision, choice
     if model_name is None and isinstance(model, (str, os.PathLike)):
         model_name = str(model)
     from .driver import Job
@@ -337,7 +356,7 @@ def run(
                         model=model if isinstance(model, (str, os.PathLike)) else local,
                         device=actor_device,
                         threads=threads or (1 if actor_device == "cpu" else None),
-                        quantize=quantize,
+                        precision=precision,
                         mode=mode,
                         layers=job.layers,
                         granularity=granularity,
@@ -369,7 +388,8 @@ def predict_ray(
     or a model object (shipped to the actors). ``output``: ``.csv`` / ``.jsonl`` (the local score
     file), ``.parquet`` (a folder of Parquet parts) or None (results returned only); resumable.
     ``options``: ``labels``, ``batch_seconds``, ``window_seconds``, ``hop_seconds``,
-    ``overwrite``, ``device``, ``quantize``, ``address`` (the Ray cluster), ``actors`` (model
+    ``overwrite``, ``device``, ``precision`` (as in :func:`emotion2vec.pipeline.load_model`; ``auto``
+    is resolved once, on the driver), ``address`` (the Ray cluster), ``actors`` (model
     actors: default one per GPU, else one per ``threads`` CPUs), ``threads`` (torch threads per
     CPU actor, default 1), ``progress``, ``verbose`` (Ray's own logs). Returns this run's
     predictions in input order and the summary.

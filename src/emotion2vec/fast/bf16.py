@@ -35,12 +35,10 @@ from torch import nn
 
 from ..model import Emotion2vecModel
 from ..model.feature_extractor import conv_output_length
-from ..model.transformer import TransformerBlock
 from . import accelerate
-from .alibi import AlibiBias
-from .attention import attend
 from .compiled import Compiled
 from .conv import FastConvLayer
+from .product_swap import ProductBlock, swap_products
 
 DTYPE = torch.bfloat16
 
@@ -110,38 +108,12 @@ class Bf16Linear(nn.Module):
         return y.view(*x.shape[:-1], y.shape[-1])
 
 
-class Bf16TransformerBlock(nn.Module):
-    """An inference-mode :class:`TransformerBlock` with bf16 products: the same
-    ``(x, bias) -> (block output, FFN output)`` contract, both fp32. Attention itself (scores,
-    softmax, weighted values) stays in fp32; everything after it is :func:`bf16_block_tail`."""
+class Bf16TransformerBlock(ProductBlock):
+    """An inference-mode :class:`TransformerBlock` with bf16 products (output fp32). Attention
+    itself stays in fp32; everything after it is :func:`bf16_block_tail`."""
 
-    def __init__(self, block: TransformerBlock, *, compile: bool = True):
-        super().__init__()
-        self.num_heads = block.attn.num_heads
-        self.qkv = Bf16Linear(block.attn.qkv, compile=compile)
-        self.proj = Bf16Linear(block.attn.proj, compile=compile)
-        self.norm1 = block.norm1
-        # fc1 and fc2 hold the FFN's operands; the tail applies GELU between them itself
-        self.fc1 = Bf16Linear(block.mlp.fc1, compile=compile)
-        self.fc2 = Bf16Linear(block.mlp.fc2, compile=compile)
-        self.norm2 = block.norm2
-        self.compile = compile
-
-    def forward(self, x: torch.Tensor, bias: AlibiBias) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, T, D) fp32 -> (block output (B, T, D), FFN output (B, T, D)), fp32."""
-        mixed = attend(self.qkv(x), bias, self.num_heads)
-        # (B, T, D) as rows: a batch of one would otherwise compile a second graph
-        out, ffn = _block_tail(
-            x.reshape(-1, x.shape[-1]),
-            mixed.reshape(-1, x.shape[-1]),
-            self.proj.operands(),
-            (self.norm1.weight, self.norm1.bias, self.norm1.eps),
-            self.fc1.operands(),
-            self.fc2.operands(),
-            (self.norm2.weight, self.norm2.bias, self.norm2.eps),
-            compile=self.compile,
-        )
-        return out.view(x.shape), ffn.view(x.shape)
+    linear = Bf16Linear
+    tail = _block_tail
 
 
 class Bf16ConvLayer(nn.Module):
@@ -179,18 +151,8 @@ def to_bf16(model: Emotion2vecModel, *, compile: bool = True) -> Emotion2vecMode
     fidelity against the exact path is measured by ``benchmarks/precision.py``.
     ``compile=False`` skips ``torch.compile`` (same maths, slower)."""
     model = accelerate(copy.deepcopy(model).eval())
-    enc = model.encoder
-    layers = enc.feature_extractor.layers
-    for index, layer in enumerate(layers):
-        if layer.conv.in_channels > 1:
-            last = index == len(layers) - 1
-            layers[index] = Bf16ConvLayer(layer, last=last, compile=compile)
-    projection = enc.feature_projection
-    projection.linear = Bf16Linear(projection.linear, compile=compile)
-    for stack in (enc.context_blocks, enc.blocks):
-        for index, block in enumerate(stack):
-            stack[index] = Bf16TransformerBlock(block, compile=compile)
-    for param in model.parameters():
-        param.requires_grad_(False)
+    swap_products(
+        model, conv=Bf16ConvLayer, linear=Bf16Linear, block=Bf16TransformerBlock, compile=compile
+    )
     model.precision, model.precision_choice = "bf16", None
     return model

@@ -35,12 +35,10 @@ from torch import nn
 
 from ..model import Emotion2vecModel
 from ..model.feature_extractor import conv_output_length
-from ..model.transformer import TransformerBlock
 from . import accelerate
-from .alibi import AlibiBias
-from .attention import attend
 from .compiled import Compiled as _Compiled
 from .conv import FastConvLayer
+from .product_swap import ProductBlock, swap_products
 
 #: Scale floor: an all-zero row quantises to zeros instead of dividing by zero.
 _TINY = 1e-30
@@ -152,37 +150,12 @@ class Int8Linear(nn.Module):
         return y.view(*x.shape[:-1], y.shape[-1]).to(x.dtype)
 
 
-class Int8TransformerBlock(nn.Module):
-    """An inference-mode :class:`TransformerBlock` with int8 products: the same
-    ``(x, bias) -> (block output, FFN output)`` contract. Attention itself (scores, softmax,
-    weighted values) stays in fp32; everything after it is :func:`int8_block_tail`."""
+class Int8TransformerBlock(ProductBlock):
+    """An inference-mode :class:`TransformerBlock` with int8 products. Attention itself stays in
+    fp32; everything after it is :func:`int8_block_tail`."""
 
-    def __init__(self, block: TransformerBlock, *, compile: bool = True):
-        super().__init__()
-        self.num_heads = block.attn.num_heads
-        self.qkv = Int8Linear(block.attn.qkv, compile=compile)
-        self.proj = Int8Linear(block.attn.proj, compile=compile)
-        self.norm1 = block.norm1
-        # fc1 and fc2 hold the FFN's operands; the tail applies GELU between them itself
-        self.fc1 = Int8Linear(block.mlp.fc1, compile=compile)
-        self.fc2 = Int8Linear(block.mlp.fc2, compile=compile)
-        self.norm2 = block.norm2
-        self.compile = compile
-
-    def forward(self, x: torch.Tensor, bias: AlibiBias) -> tuple[torch.Tensor, torch.Tensor]:
-        mixed = attend(self.qkv(x), bias, self.num_heads)
-        # (B, T, D) as rows: a batch of one would otherwise compile a second graph
-        out, ffn = _block_tail(
-            x.reshape(-1, x.shape[-1]),
-            mixed.reshape(-1, x.shape[-1]),
-            self.proj.operands(),
-            (self.norm1.weight, self.norm1.bias, self.norm1.eps),
-            self.fc1.operands(),
-            self.fc2.operands(),
-            (self.norm2.weight, self.norm2.bias, self.norm2.eps),
-            compile=self.compile,
-        )
-        return out.view(x.shape).to(x.dtype), ffn.view(x.shape).to(x.dtype)
+    linear = Int8Linear
+    tail = _block_tail
 
 
 class Int8ConvLayer(nn.Module):
@@ -191,7 +164,9 @@ class Int8ConvLayer(nn.Module):
     (time-major rows are contiguous, so window t is rows [t * stride, t * stride + kernel)), read
     in place by the compiled quantisation loop."""
 
-    def __init__(self, layer: FastConvLayer, *, compile: bool = True):
+    def __init__(self, layer: FastConvLayer, *, last: bool = False, compile: bool = True):
+        """``last`` is accepted for :func:`.product_swap.swap_products`: every int8 conv
+        layer's output is already in its input's dtype."""
         super().__init__()
         out_ch, in_ch, kernel = layer.conv.weight.shape
         self.kernel, self.stride = kernel, layer.conv.stride[0]
@@ -229,16 +204,8 @@ def quantize_int8(model: Emotion2vecModel, *, compile: bool = True) -> Emotion2v
     docstring); ``model`` itself is left untouched. Approximate: the README reports its fidelity
     against the exact path. ``compile=False`` skips ``torch.compile`` (same maths, slower)."""
     model = accelerate(copy.deepcopy(model).to("cpu").eval())
-    enc = model.encoder
-    layers = enc.feature_extractor.layers
-    for index, layer in enumerate(layers):
-        if layer.conv.in_channels > 1:
-            layers[index] = Int8ConvLayer(layer, compile=compile)
-    enc.feature_projection.linear = Int8Linear(enc.feature_projection.linear, compile=compile)
-    for stack in (enc.context_blocks, enc.blocks):
-        for index, block in enumerate(stack):
-            stack[index] = Int8TransformerBlock(block, compile=compile)
-    for param in model.parameters():
-        param.requires_grad_(False)
+    swap_products(
+        model, conv=Int8ConvLayer, linear=Int8Linear, block=Int8TransformerBlock, compile=compile
+    )
     model.precision, model.precision_choice = "int8", None
     return model

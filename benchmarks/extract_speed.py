@@ -128,7 +128,7 @@ def worker(args) -> dict:
                 if args.peak_passes:
                     peaks.append(matmul_peak(args.threads))
                 start = time.perf_counter()
-                out = _batched_run(model, files, args, window_seconds=args.window_seconds)
+                out = batched_embeddings(model, files, args.batch_seconds, args.window_seconds)
                 walls.append(time.perf_counter() - start)
             embs = [out[str(Path(f))] for f in files]
             wall = float(np.median(walls))
@@ -143,7 +143,9 @@ def worker(args) -> dict:
     return result
 
 
-def _batched_run(model, files: list[str], args, window_seconds=None) -> dict[str, np.ndarray]:
+def batched_embeddings(
+    model, files: list[str], batch_seconds: float, window_seconds: float | None = None
+) -> dict[str, np.ndarray]:
     """Our batched job (decoding included) over ``files``: utterance embedding per path."""
     from emotion2vec.jobs import run_model
     from emotion2vec.sources import AudioSource
@@ -156,7 +158,7 @@ def _batched_run(model, files: list[str], args, window_seconds=None) -> dict[str
         todo=list(range(len(sources))),
         on_result=lambda r: out.__setitem__(str(r.source.path), r.embedding[0]),
         on_failure=lambda s, reason: print(f"failed {s.path}: {reason}", file=sys.stderr),
-        batch_seconds=args.batch_seconds,
+        batch_seconds=batch_seconds,
         window_seconds=window_seconds,
         progress=False,
     )
@@ -179,7 +181,7 @@ def paired_int8(args, files: list[str], warmup: str) -> dict:
         order = ("exact", "int8") if round_ % 2 == 0 else ("int8", "exact")
         for name in order:
             start = time.perf_counter()
-            _batched_run(exact if name == "exact" else fast, files, args)
+            batched_embeddings(exact if name == "exact" else fast, files, args.batch_seconds)
             walls[name].append(time.perf_counter() - start)
     return {"walls": walls, "rss_mb": _rss_mb()}
 

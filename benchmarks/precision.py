@@ -31,7 +31,12 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from extract_speed import best_seconds, matmul_peak, synth  # noqa: E402
+from extract_speed import (  # noqa: E402
+    batched_embeddings,  # noqa: E402
+    best_seconds,
+    matmul_peak,
+    synth,
+)
 from machine import cpu_description  # noqa: E402
 
 ROOT = HERE.parent
@@ -60,20 +65,7 @@ def product_rates(threads: int, n: int = 2048) -> dict[str, float]:
 
 def run_set(model, files: list[str], batch_seconds: float) -> np.ndarray:
     """Utterance embeddings (N, D) of ``files`` through our batched job."""
-    from emotion2vec.jobs import run_model
-    from emotion2vec.sources import AudioSource
-
-    sources = [AudioSource(Path(f), Path(f).name) for f in files]
-    out: dict[str, np.ndarray] = {}
-    run_model(
-        model,
-        sources,
-        todo=list(range(len(sources))),
-        on_result=lambda r: out.__setitem__(str(r.source.path), r.embedding[0]),
-        on_failure=lambda s, reason: print(f"failed {s.path}: {reason}", file=sys.stderr),
-        batch_seconds=batch_seconds,
-        progress=False,
-    )
+    out = batched_embeddings(model, files, batch_seconds)
     return np.stack([out[str(Path(f))] for f in files])
 
 

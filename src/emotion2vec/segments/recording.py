@@ -31,8 +31,8 @@ import torch
 
 from ..audio import SAMPLE_RATE, audio_info
 from ..errors import Emotion2vecError
-from ..inference import Prediction, scored_indices, scores_from_logits
-from ..jobs import FileResult, JobSummary, run_model
+from ..inference import Prediction, scored_indices
+from ..jobs import NON_FINITE_SCORES, FileResult, JobSummary, file_prediction, run_model
 from ..sources import AudioSource
 from .readers import Segment
 
@@ -171,16 +171,18 @@ def analyse_recording(
 
     def on_result(r: FileResult) -> None:
         i = int(r.source.key)
-        with torch.inference_mode():
-            logits = model.head(torch.from_numpy(r.embedding[-1:]).to(device).float())
-            prediction = scores_from_logits(logits, model.labels, subset)[0]
-            frame_probs = None
-            if curve:
+        scored = file_prediction(model, r, subset)  # the head, as predict applies it
+        if scored is None:
+            failures.append((segments[i], NON_FINITE_SCORES))
+            return
+        frame_probs = None
+        if curve:
+            with torch.inference_mode():
                 frames = torch.from_numpy(r.frame_features()[-1]).to(device).float()  # (T, D)
                 per_frame = model.head(frames)[:, keep].cpu().numpy()
-                smoothed = torch.from_numpy(moving_average(per_frame, width))
-                frame_probs = torch.softmax(smoothed, dim=-1).numpy()
-        results[i] = SegmentResult(segments[i], prediction, frame_probs)
+            smoothed = torch.from_numpy(moving_average(per_frame, width))
+            frame_probs = torch.softmax(smoothed, dim=-1).numpy()
+        results[i] = SegmentResult(segments[i], scored.prediction, frame_probs)
 
     def on_failure(source: AudioSource, reason: str) -> None:
         failures.append((segments[int(source.key)], reason))
